@@ -1,0 +1,1 @@
+"""Executable theorem statements (one module per theorem); see the README."""

@@ -1,0 +1,64 @@
+"""A symbolic-numeric verifier for KKT points and embedding theorems of homogeneous networks.
+
+>>> import verifier
+>>> net = verifier.mlp([2, 8, 8, 1])
+>>> net.degree()
+3
+
+The core (IR, homogeneity calculus, numeric engine) is imported eagerly; the
+feature layers (KKT, training, embeddings, symbolic, importers, certificates)
+are imported on first use of one of their names, so ``import verifier`` stays
+fast and optional extras (torch, onnx) are only needed when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import errors, ops
+from .errors import (DataError, FormatError, GraphError, NotHomogeneousError, ParameterError, ShapeError,
+                     UnknownOpError, VerifierError)
+from .graph import Network, Node, cnn, diagonal_linear, mlp
+from .numeric import forward, gram, kinks, margin_jacobian, margins
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it (imported lazily)
+_LAZY = {
+    # KKT verification (verifier.kkt) and training (verifier.dynamics)
+    "check_kkt": "verifier.kkt",
+    "KKTReport": "verifier.kkt",
+    "train": "verifier.dynamics",
+    "TrainResult": "verifier.dynamics",
+    # embeddings (verifier.embed)
+    "neuron_split": "verifier.embed",
+    "channel_split": "verifier.embed",
+    "add_zero_neuron": "verifier.embed",
+    "Embedding": "verifier.embed",
+    "check_embedding": "verifier.embed",
+    # importers (verifier.importers)
+    "from_torch": "verifier.importers",
+    "from_onnx": "verifier.importers",
+    "to_torch_state_dict": "verifier.importers",
+}
+_SUBMODULES = ("symbolic", "strategies", "kkt", "dynamics", "embed", "importers", "certificates", "report", "io")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        mod = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+
+
+__all__ = [
+    "DataError", "FormatError", "GraphError", "Network", "Node", "NotHomogeneousError", "ParameterError",
+    "ShapeError", "UnknownOpError", "VerifierError", "cnn", "diagonal_linear", "errors", "forward", "gram",
+    "kinks", "margin_jacobian", "margins", "mlp", "ops", "__version__", *_LAZY,
+]

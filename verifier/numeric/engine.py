@@ -1,0 +1,177 @@
+"""The fast numeric engine (numpy, float64).
+
+One small interpreter loop evaluates the graph forward (keeping each op's
+context), and one backward loop propagates ``dq/d(node)`` for every margin
+constraint at once (rows = constraints).  At each parameterised node the rows'
+gradients are handed to a *sink*: the Jacobian sink writes per-row gradients
+into ``J`` (m x P); the Gram sink adds the op's contribution to ``G = J J^T``
+without forming ``J`` (dense layers use ``(g g^T) * (h h^T)``, MATH.md
+section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .data import Constraints, check_inputs, check_labels, constraints
+
+
+@dataclass
+class ForwardPass:
+    """Values and saved contexts of every node for a batch of inputs."""
+
+    net: Any
+    params: dict[str, np.ndarray]
+    X: np.ndarray
+    values: dict[str, np.ndarray]
+    ctx: dict[str, dict[str, Any]]
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.values[self.net.output]
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A pre-activation within ``tol`` of a non-differentiable point."""
+
+    node: str
+    sample: int
+    unit: tuple[int, ...]
+    value: float
+
+
+def run_forward(net, params: Mapping[str, Any] | np.ndarray, X: Any) -> ForwardPass:
+    """Validate ``params`` and ``X`` and evaluate every node."""
+    ps = net.check_params(params)
+    Xa = check_inputs(net, X)
+    values: dict[str, np.ndarray] = {}
+    ctxs: dict[str, dict[str, Any]] = {}
+    for name in net.order:
+        node = net.nodes[name]
+        if node.op == "input":
+            values[name] = Xa
+            continue
+        nps = {role: ps[p] for role, p in node.params.items()}
+        values[name], ctxs[name] = node.impl.forward([values[i] for i in node.inputs], nps, node.attrs)
+    return ForwardPass(net, ps, Xa, values, ctxs)
+
+
+def forward(net, params, X) -> np.ndarray:
+    """Outputs ``Phi(theta; X)``, shape ``(n, C)``."""
+    return run_forward(net, params, X).output
+
+
+def prepare(net, params, X, y) -> tuple[ForwardPass, Constraints]:
+    fp = run_forward(net, params, X)
+    ya = check_labels(net, y, fp.X.shape[0])
+    return fp, constraints(net, ya)
+
+
+def margins_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
+    return np.einsum("rc,rc->r", cons.coef, fp.output[cons.sample])
+
+
+def margins(net, params, X, y) -> np.ndarray:
+    """Margins ``q`` per constraint (binary: ``y_i Phi(x_i)``; multiclass: one per wrong class)."""
+    return margins_from(*prepare(net, params, X, y))
+
+
+def _gather(ctx: dict[str, Any], rows: np.ndarray | None) -> dict[str, Any]:
+    if rows is None:
+        return ctx
+    return {k: (v if k.startswith("_") else v[rows]) for k, v in ctx.items()}
+
+
+Sink = Callable[[str, Any, dict[str, Any], np.ndarray, dict[str, np.ndarray]], None]
+
+
+def backward(fp: ForwardPass, cons: Constraints, sink: Sink) -> None:
+    """Propagate ``dq_r/d(node)`` for all rows; call ``sink(name, node, ctx_rows, g, ps)`` at parameterised nodes."""
+    net = fp.net
+    rows = None if cons.one_per_sample else cons.sample
+    grads: dict[str, np.ndarray] = {net.output: cons.coef.copy()}
+    for name in reversed(net.order):
+        g = grads.pop(name, None)
+        node = net.nodes[name]
+        if g is None or node.op == "input":
+            continue
+        ctx = _gather(fp.ctx[name], rows)
+        nps = {role: fp.params[p] for role, p in node.params.items()}
+        if node.params:
+            sink(name, node, ctx, g, nps)
+        if not node.inputs:
+            continue
+        for src, gi in zip(node.inputs, node.impl.vjp(ctx, g, nps, node.attrs)):
+            if net.nodes[src].op == "input":
+                continue
+            if src in grads:
+                grads[src] = grads[src] + gi
+            else:
+                grads[src] = gi
+
+
+def jacobian_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
+    """``J`` (m x P): row ``r`` is ``grad_theta q_r`` in the flat parameter order."""
+    net = fp.net
+    J = np.zeros((cons.m, net.num_params))
+
+    def sink(name, node, ctx, g, nps):
+        for role, arr in node.impl.param_grads(ctx, g, nps, node.attrs).items():
+            a, b = net.offsets[node.params[role]]
+            J[:, a:b] = arr.reshape(cons.m, -1)
+
+    backward(fp, cons, sink)
+    return J
+
+
+def gram_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
+    """``G = J J^T`` (m x m) without materialising ``J`` for dense layers."""
+    G = np.zeros((cons.m, cons.m))
+
+    def sink(name, node, ctx, g, nps):
+        contrib = node.impl.gram(ctx, g, nps, node.attrs)
+        if contrib is not None:
+            G[...] += contrib
+
+    backward(fp, cons, sink)
+    return G
+
+
+def margin_jacobian(net, params, X, y) -> np.ndarray:
+    """Per-constraint gradients of the margins, shape ``(m, P)``."""
+    return jacobian_from(*prepare(net, params, X, y))
+
+
+def gram(net, params, X, y) -> np.ndarray:
+    """The empirical tangent kernel of the margins ``G_rs = <grad q_r, grad q_s>``."""
+    return gram_from(*prepare(net, params, X, y))
+
+
+def kinks_from(fp: ForwardPass, tol: float) -> list[Kink]:
+    out: list[Kink] = []
+    net = fp.net
+    for name in net.order:
+        node = net.nodes[name]
+        if not node.impl.has_kinks:
+            continue
+        shape = net.shapes[name]
+        for s, u, v in node.impl.kinks(fp.ctx[name], node.attrs, tol):
+            out.append(Kink(name, s, tuple(int(i) for i in np.unravel_index(u, shape)), v))
+    return out
+
+
+def kinks(net, params, X, tol: float = 1e-9) -> list[Kink]:
+    """Which (sample, node, unit) pre-activations lie within ``tol`` of a kink.
+
+    For ReLU/leaky ReLU/abs the value is the pre-activation; for max-pooling it
+    is the gap between the two largest entries of the window.
+    """
+    if not np.isfinite(tol) or tol < 0:
+        from ..errors import DataError
+
+        raise DataError(f"kink tolerance tol={tol!r} must be a finite number >= 0")
+    return kinks_from(run_forward(net, params, X), tol)

@@ -1,0 +1,213 @@
+"""Parameterised linear ops: dense, conv2d, scale (diagonal networks), bias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError
+from .base import Attr, Op, Shape, require_flat, require_image, register
+
+_pos = dict(check=lambda v: v >= 1, valid="a positive integer")
+_pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
+_pair_nonneg = dict(check=lambda v: min(v) >= 0, valid="a non-negative integer or a pair of them")
+
+
+@register
+class Dense(Op):
+    """``z = W h`` with ``W`` shaped ``(out_features, in_features)`` like ``torch.nn.Linear``."""
+
+    name = "dense"
+    roles = ("weight",)
+    attrs = {"out_features": Attr("int", required=True, **_pos)}
+
+    def out_shape(self, node: str, in_shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+        require_flat(node, self.name, in_shapes[0])
+        return (attrs["out_features"],)
+
+    def param_shapes(self, node, in_shapes, attrs):
+        return {"weight": (attrs["out_features"], require_flat(node, self.name, in_shapes[0]))}
+
+    def degree(self, node, in_degs, param_degs, attrs, equal):
+        return param_degs["weight"] + in_degs[0]
+
+    def forward(self, xs, ps, attrs):
+        h = xs[0]
+        return h @ ps["weight"].T, {"h": h}
+
+    def vjp(self, ctx, g, ps, attrs):
+        return [g @ ps["weight"]]
+
+    def param_grads(self, ctx, g, ps, attrs):
+        return {"weight": g[:, :, None] * ctx["h"][:, None, :]}
+
+    def gram(self, ctx, g, ps, attrs):
+        # <g_i h_i^T, g_j h_j^T> = <g_i, g_j> <h_i, h_j>: no per-row gradient is formed.
+        h = ctx["h"]
+        return (g @ g.T) * (h @ h.T)
+
+    def sympy_forward(self, xs, ps, attrs, fns):
+        return ps["weight"].dot(xs[0])
+
+
+def _conv_geometry(node: str, in_shape: Shape, attrs: dict[str, Any]) -> tuple[int, int]:
+    c, h, w = require_image(node, "conv2d", in_shape)
+    kh, kw = attrs["kernel_size"]
+    sh, sw = attrs["stride"]
+    ph, pw = attrs["padding"]
+    ho = (h + 2 * ph - kh) // sh + 1
+    wo = (w + 2 * pw - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ShapeError(
+            f"node {node!r} (conv2d): kernel {(kh, kw)} with padding {(ph, pw)} does not fit "
+            f"an input of spatial size {(h, w)}"
+        )
+    return ho, wo
+
+
+def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int], pad_value: float = 0.0) -> np.ndarray:
+    """``(n, C, H, W) -> (n, C, kh, kw, Ho, Wo)`` windows (a view where possible)."""
+    kh, kw = k
+    sh, sw = s
+    ph, pw = p
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+    win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # (n,C,Ho,Wo,kh,kw)
+    return win.transpose(0, 1, 4, 5, 2, 3)
+
+
+def col2im(gc: np.ndarray, in_shape: tuple[int, ...], k, s, p) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add ``(n, C, kh, kw, Ho, Wo)`` back to the input."""
+    n, c, h, w = in_shape
+    kh, kw = k
+    sh, sw = s
+    ph, pw = p
+    ho, wo = gc.shape[4], gc.shape[5]
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gc.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += gc[:, :, i, j]
+    return out[:, :, ph : ph + h, pw : pw + w]
+
+
+@register
+class Conv2d(Op):
+    """2-D convolution, weight ``(C_out, C_in, kh, kw)`` like ``torch.nn.Conv2d`` (no bias)."""
+
+    name = "conv2d"
+    roles = ("weight",)
+    attrs = {
+        "out_channels": Attr("int", required=True, **_pos),
+        "kernel_size": Attr("pair", required=True, **_pair_pos),
+        "stride": Attr("pair", default=(1, 1), **_pair_pos),
+        "padding": Attr("pair", default=(0, 0), **_pair_nonneg),
+    }
+
+    def out_shape(self, node, in_shapes, attrs):
+        ho, wo = _conv_geometry(node, in_shapes[0], attrs)
+        return (attrs["out_channels"], ho, wo)
+
+    def param_shapes(self, node, in_shapes, attrs):
+        c = require_image(node, self.name, in_shapes[0])[0]
+        return {"weight": (attrs["out_channels"], c, *attrs["kernel_size"])}
+
+    def degree(self, node, in_degs, param_degs, attrs, equal):
+        return param_degs["weight"] + in_degs[0]
+
+    def forward(self, xs, ps, attrs):
+        x = xs[0]
+        w = ps["weight"]
+        cols = im2col(x, attrs["kernel_size"], attrs["stride"], attrs["padding"])
+        z = np.einsum("ocij,ncijhw->nohw", w, cols, optimize=True)
+        return z, {"cols": cols, "_x_shape": x.shape}
+
+    def vjp(self, ctx, g, ps, attrs):
+        gc = np.einsum("ocij,nohw->ncijhw", ps["weight"], g, optimize=True)
+        shape = (g.shape[0], *ctx["_x_shape"][1:])
+        return [col2im(gc, shape, attrs["kernel_size"], attrs["stride"], attrs["padding"])]
+
+    def param_grads(self, ctx, g, ps, attrs):
+        return {"weight": np.einsum("nohw,ncijhw->nocij", g, ctx["cols"], optimize=True)}
+
+    def sympy_forward(self, xs, ps, attrs, fns):
+        x = xs[0]
+        w = ps["weight"]
+        co, ci, kh, kw = w.shape
+        (sh, sw), (ph, pw) = attrs["stride"], attrs["padding"]
+        xp = np.full((x.shape[0], x.shape[1] + 2 * ph, x.shape[2] + 2 * pw), sp.Integer(0), dtype=object)
+        xp[:, ph : ph + x.shape[1], pw : pw + x.shape[2]] = x
+        ho, wo = _conv_geometry("?", x.shape, attrs)
+        out = np.empty((co, ho, wo), dtype=object)
+        for o in range(co):
+            for a in range(ho):
+                for b in range(wo):
+                    patch = xp[:, a * sh : a * sh + kh, b * sw : b * sw + kw]
+                    out[o, a, b] = sp.Add(*(w[o] * patch).ravel())
+        return out
+
+
+@register
+class Scale(Op):
+    """Elementwise product with a parameter tensor of the input's shape (diagonal networks)."""
+
+    name = "scale"
+    roles = ("scale",)
+
+    def param_shapes(self, node, in_shapes, attrs):
+        return {"scale": in_shapes[0]}
+
+    def degree(self, node, in_degs, param_degs, attrs, equal):
+        return param_degs["scale"] + in_degs[0]
+
+    def forward(self, xs, ps, attrs):
+        return xs[0] * ps["scale"], {"h": xs[0]}
+
+    def vjp(self, ctx, g, ps, attrs):
+        return [g * ps["scale"]]
+
+    def param_grads(self, ctx, g, ps, attrs):
+        return {"scale": g * ctx["h"]}
+
+    def sympy_forward(self, xs, ps, attrs, fns):
+        return xs[0] * ps["scale"]
+
+
+@register
+class Bias(Op):
+    """``z = h + b``; ``b`` has the input's shape, or one entry per channel for images."""
+
+    name = "bias"
+    roles = ("bias",)
+
+    def param_shapes(self, node, in_shapes, attrs):
+        s = in_shapes[0]
+        return {"bias": s if len(s) == 1 else (s[0],)}
+
+    def degree(self, node, in_degs, param_degs, attrs, equal):
+        equal(
+            in_degs[0],
+            param_degs["bias"],
+            lambda: f"bias adds a parameter of degree {param_degs['bias']} to an input of degree {in_degs[0]}",
+        )
+        return in_degs[0]
+
+    @staticmethod
+    def _expand(b: np.ndarray, ndim: int) -> np.ndarray:
+        return b if ndim == 2 else b.reshape((1, -1) + (1,) * (ndim - 2))
+
+    def forward(self, xs, ps, attrs):
+        return xs[0] + self._expand(ps["bias"], xs[0].ndim), {}
+
+    def vjp(self, ctx, g, ps, attrs):
+        return [g]
+
+    def param_grads(self, ctx, g, ps, attrs):
+        return {"bias": g if g.ndim == 2 else g.sum(axis=tuple(range(2, g.ndim)))}
+
+    def sympy_forward(self, xs, ps, attrs, fns):
+        x = xs[0]
+        b = ps["bias"]
+        return x + (b if x.ndim == 1 else b.reshape((-1,) + (1,) * (x.ndim - 1)))

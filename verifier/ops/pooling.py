@@ -1,0 +1,113 @@
+"""Pooling: max and average over ``(kh, kw)`` windows (no padding).
+
+Both commute with positive scaling (degree unchanged).  Max-pooling is
+piecewise linear: ties within ``tol`` are reported as kinks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from ..errors import ShapeError
+from .base import Attr, Op, register, require_image
+from .linear import col2im, im2col
+
+_pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
+
+
+class Pool(Op):
+    attrs = {
+        "kernel_size": Attr("pair", required=True, **_pair_pos),
+        "stride": Attr("pair", default=None, **_pair_pos),
+    }
+
+    def check_attrs(self, node, attrs):
+        out = super().check_attrs(node, attrs)
+        if out["stride"] is None:
+            out["stride"] = out["kernel_size"]
+        return out
+
+    def out_shape(self, node, in_shapes, attrs):
+        c, h, w = require_image(node, self.name, in_shapes[0])
+        (kh, kw), (sh, sw) = attrs["kernel_size"], attrs["stride"]
+        if kh > h or kw > w:
+            raise ShapeError(
+                f"node {node!r} ({self.name}): window {(kh, kw)} is larger than the input {(h, w)}"
+            )
+        return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
+
+    def _windows(self, x, attrs):
+        win = im2col(x, attrs["kernel_size"], attrs["stride"], (0, 0))  # (n,C,kh,kw,Ho,Wo)
+        n, c, kh, kw, ho, wo = win.shape
+        return win.reshape(n, c, kh * kw, ho, wo)
+
+    def _sym_windows(self, x, attrs):
+        c, h, w = x.shape
+        (kh, kw), (sh, sw) = attrs["kernel_size"], attrs["stride"]
+        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+        for ch in range(c):
+            for a in range(ho):
+                for b in range(wo):
+                    yield (ch, a, b), list(x[ch, a * sh : a * sh + kh, b * sw : b * sw + kw].ravel())
+
+    def _scatter(self, gw, x_shape, attrs):
+        n, c, kk, ho, wo = gw.shape
+        kh, kw = attrs["kernel_size"]
+        return col2im(gw.reshape(n, c, kh, kw, ho, wo), tuple(x_shape), attrs["kernel_size"], attrs["stride"], (0, 0))
+
+
+@register
+class MaxPool2d(Pool):
+    name = "maxpool2d"
+    has_kinks = True
+
+    def forward(self, xs, ps, attrs):
+        win = self._windows(xs[0], attrs)
+        arg = win.argmax(axis=2)
+        out = np.take_along_axis(win, arg[:, :, None], axis=2)[:, :, 0]
+        return out, {"arg": arg, "win": win, "_x_shape": xs[0].shape}
+
+    def vjp(self, ctx, g, ps, attrs):
+        arg = ctx["arg"]
+        n, c, ho, wo = arg.shape
+        kk = ctx["win"].shape[2]
+        gw = np.zeros((n, c, kk, ho, wo), dtype=g.dtype)
+        np.put_along_axis(gw, arg[:, :, None], g[:, :, None], axis=2)
+        return [self._scatter(gw, (n, *ctx["_x_shape"][1:]), attrs)]
+
+    def kinks(self, ctx, attrs, tol):
+        win = ctx["win"]
+        if win.shape[2] < 2:
+            return []
+        top2 = -np.sort(-win, axis=2)[:, :, :2]
+        gap = (top2[:, :, 0] - top2[:, :, 1]).reshape(win.shape[0], -1)
+        rows, units = np.nonzero(gap <= tol)
+        return [(int(r), int(u), float(gap[r, u])) for r, u in zip(rows, units)]
+
+    def sympy_forward(self, xs, ps, attrs, fns):
+        out = np.empty(self.out_shape("?", [xs[0].shape], attrs), dtype=object)
+        for idx, vals in self._sym_windows(xs[0], attrs):
+            out[idx] = fns.max(vals)
+        return out
+
+
+@register
+class AvgPool2d(Pool):
+    name = "avgpool2d"
+
+    def forward(self, xs, ps, attrs):
+        return self._windows(xs[0], attrs).mean(axis=2), {"_x_shape": xs[0].shape}
+
+    def vjp(self, ctx, g, ps, attrs):
+        kh, kw = attrs["kernel_size"]
+        n, c, ho, wo = g.shape
+        gw = np.broadcast_to(g[:, :, None] / (kh * kw), (n, c, kh * kw, ho, wo))
+        return [self._scatter(np.ascontiguousarray(gw), (n, *ctx["_x_shape"][1:]), attrs)]
+
+    def sympy_forward(self, xs, ps, attrs, fns):
+        kh, kw = attrs["kernel_size"]
+        out = np.empty(self.out_shape("?", [xs[0].shape], attrs), dtype=object)
+        for idx, vals in self._sym_windows(xs[0], attrs):
+            out[idx] = sp.Add(*vals) / (kh * kw)
+        return out
