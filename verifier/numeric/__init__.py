@@ -6,4 +6,4 @@ from .engine import (ForwardPass, Kink, backward, forward, gram, gram_from, jaco
 
 __all__ = ["Constraints", "ForwardPass", "Kink", "backward", "check_inputs", "check_labels", "constraints",
            "forward", "gram", "gram_from", "jacobian_from", "kinks", "kinks_from", "margin_jacobian",
-           "margins", "margins_from", "prepare", "run_forward"]
+           "margins", "margins_from", "prepare", "run_forward", "weighted_gradient_from"]

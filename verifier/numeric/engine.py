@@ -128,6 +128,22 @@ def jacobian_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
     return J
 
 
+def weighted_gradient_from(fp: ForwardPass, cons: Constraints, w: np.ndarray) -> np.ndarray:
+    """``sum_r w_r grad_theta q_r`` as a flat vector, without per-row gradients (training)."""
+    net = fp.net
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    scaled = Constraints(cons.sample, cons.coef * w[:, None], cons.other, cons.n)
+    out = np.zeros(net.num_params)
+
+    def sink(name, node, ctx, g, nps):
+        for role, arr in node.impl.param_grad_sum(ctx, g, nps, node.attrs).items():
+            a, b = net.offsets[node.params[role]]
+            out[a:b] += arr.ravel()
+
+    backward(fp, scaled, sink)
+    return out
+
+
 def gram_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
     """``G = J J^T`` (m x m) without materialising ``J`` for dense layers."""
     G = np.zeros((cons.m, cons.m))

@@ -177,6 +177,10 @@ class Op:
         """Per-row gradients of every owned tensor: role -> array ``(rows, *shape)``."""
         return {}
 
+    def param_grad_sum(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """``sum_r`` of the per-row gradients (what training needs); override when cheaper."""
+        return {role: a.sum(axis=0) for role, a in self.param_grads(ctx, g, ps, attrs).items()}
+
     def gram(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> np.ndarray | None:
         """This op's contribution to ``G = J J^T`` over its own tensors.
 

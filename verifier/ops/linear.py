@@ -44,6 +44,9 @@ class Dense(Op):
     def param_grads(self, ctx, g, ps, attrs):
         return {"weight": g[:, :, None] * ctx["h"][:, None, :]}
 
+    def param_grad_sum(self, ctx, g, ps, attrs):
+        return {"weight": g.T @ ctx["h"]}
+
     def gram(self, ctx, g, ps, attrs):
         # <g_i h_i^T, g_j h_j^T> = <g_i, g_j> <h_i, h_j>: no per-row gradient is formed.
         h = ctx["h"]
@@ -131,6 +134,9 @@ class Conv2d(Op):
 
     def param_grads(self, ctx, g, ps, attrs):
         return {"weight": np.einsum("nohw,ncijhw->nocij", g, ctx["cols"], optimize=True)}
+
+    def param_grad_sum(self, ctx, g, ps, attrs):
+        return {"weight": np.einsum("nohw,ncijhw->ocij", g, ctx["cols"], optimize=True)}
 
     def sympy_forward(self, xs, ps, attrs, fns):
         x = xs[0]
