@@ -53,14 +53,14 @@ def check_labels(net, y: Any, n: int, *, where: str = "y") -> np.ndarray:
         bad = np.flatnonzero(~np.isin(ya, (-1.0, 1.0)))
         if len(bad):
             raise DataError(
-                f"{where}: label {ya[bad[0]]!r} at sample {int(bad[0])} is not allowed; "
+                f"{where}: label {ya[bad[0]]:g} at sample {int(bad[0])} is not allowed; "
                 "a network with one output unit takes labels +1 or -1"
             )
         return ya
     bad = np.flatnonzero(~np.isin(ya, np.arange(C)))
     if len(bad):
         raise DataError(
-            f"{where}: label {ya[bad[0]]!r} at sample {int(bad[0])} is not allowed; "
+            f"{where}: label {ya[bad[0]]:g} at sample {int(bad[0])} is not allowed; "
             f"a network with {C} output units takes class indices 0..{C - 1}"
         )
     return ya.astype(np.int64)
