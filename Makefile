@@ -19,11 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out demo-output
 
+# two pytest workers on two cores: one BLAS thread each avoids oversubscription
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests verifier theorems
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests verifier theorems
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests/slow
+	HYPOTHESIS_PROFILE=thorough OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -p no:doctest tests/slow --override-ini="addopts=-ra"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
