@@ -1,0 +1,61 @@
+"""``verifier kkt``: is a parameter file a KKT point of the max-margin problem?
+
+Exit status: 0 when the verdict is ``kkt``; 1 when it is ``not_kkt`` or
+``infeasible`` (the check ran, the answer is no); 2 on bad input (one line on
+stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..io import load_data, load_network, load_params
+
+
+def _kink_tol(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--kink-tol {text!r} must be a number >= 0 or 'none'") from None
+
+
+def _kkt(args: argparse.Namespace) -> int:
+    from ..kkt import check_kkt
+
+    net = load_network(args.net)
+    params = load_params(args.params, net)
+    X, y = load_data(args.data)
+    report = check_kkt(net, params, X, y, norm=args.norm, tol=args.tol, kink_tol=args.kink_tol,
+                       solver=args.solver, second_order=args.second_order)
+    if args.json:
+        d = report.to_dict()
+        if not args.full:
+            d.pop("theta_hat", None)
+        print(json.dumps(d, indent=1))
+    else:
+        print(report)
+    return 0 if report.verdict == "kkt" else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "kkt",
+        help="check whether parameters are a KKT point of the max-margin problem",
+        description="Normalise the point to smallest margin 1, solve the tangent dual for multipliers and "
+        "report (eps, delta). Exit status 0: kkt; 1: not_kkt or infeasible; 2: bad input.",
+    )
+    p.add_argument("--net", required=True, help="network JSON file")
+    p.add_argument("--params", required=True, help="parameter .npz keyed by tensor name")
+    p.add_argument("--data", required=True, help="data .npz with arrays X and y")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (KKTReport.to_dict)")
+    p.add_argument("--full", action="store_true", help="with --json: include theta_hat (the normalised parameters)")
+    p.add_argument("--norm", default="l2", help="l2 (default), l1 or linf")
+    p.add_argument("--tol", type=float, default=1e-6, help="verdict kkt iff eps_rel <= tol and delta_rel <= tol (default 1e-6)")
+    p.add_argument("--kink-tol", type=_kink_tol, default=1e-9,
+                   help="pre-activations with |z| <= this are kinks (default 1e-9); 'none' to use default derivatives")
+    p.add_argument("--solver", default="auto", help="auto (default), nnls, clarabel or osqp")
+    p.add_argument("--second-order", action="store_true", help="also check second-order necessary conditions")
+    p.set_defaults(handler=_kkt)

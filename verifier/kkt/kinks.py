@@ -1,0 +1,388 @@
+"""Subgradients at kinks (MATH.md section 5).
+
+A pre-activation within ``kink_tol`` of 0 (or a max-pooling window whose two
+largest entries are within ``kink_tol``) is treated as a kink.  For a margin
+row ``r`` the set of chain-rule subgradients is described by *pieces*: the
+row's default gradient ``h_r`` (the engine's convention) plus a combination
+of piece vectors ``d_j`` with weights ``w_j`` that are linear in ``lambda_r``:
+
+* one elementwise activation node kinked for this row (the common case, and
+  the whole story for one hidden layer): ``h_r(s) = h_r + sum_k (s_k - s0_k) d_k``
+  is affine in the per-unit derivatives ``s_k in [lo, hi]`` (ReLU ``[0, 1]``,
+  leaky ReLU ``[a, 1]``, abs ``[-1, 1]``); with ``t_k = lambda_r (s_k - s0_k)``
+  the constraint ``lambda_r lo' <= t_k <= lambda_r hi'`` is linear and the
+  dual stays convex ("interval" slots);
+* a max-pooling node: the subgradients are the convex hull of routing the
+  gradient to each tied entry ("simplex" slot: ``w >= 0``, ``sum w <= lambda_r``);
+* kinks of one row in two or more nodes: ``h_r(s)`` is multilinear in the
+  selections; its convex hull is spanned by the vertex selections, which are
+  enumerated ("simplex" slot over vertices, at most :data:`MAX_VERTICES`).
+
+A piece is ``d = h_r(probe) - h_r`` where the probe changes one derivative by
+``+1`` (exact because ``h_r`` is affine in it) or selects a vertex; probes
+are computed by :func:`verifier.kkt._backprop.row_gradients` for the kinked
+rows only.
+
+When all kinks that carry a positive multiplier sit in one elementwise node
+fed by ``input -> dense [-> bias]``, the pieces describe the Clarke
+subdifferential exactly (each unit's pre-activation depends on its own
+parameter row, so the sign patterns are independent and the limiting
+gradients are the vertices of the box): ``relaxation = "exact"``.  Otherwise
+the chain rule only gives a superset: ``relaxation = "chain-rule"``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..numeric.data import Constraints
+from ..numeric.engine import ForwardPass, Kink
+from ..ops.activations import Elementwise
+from ..ops.pooling import MaxPool2d
+from ._backprop import row_gradients
+from .errors import KKTError
+
+#: Cap on the vertex selections enumerated for one row with kinks in several nodes.
+MAX_VERTICES = 256
+#: Cap on the number of floats of materialised piece vectors (pieces x P).
+MAX_PIECE_FLOATS = 40_000_000
+
+
+@dataclass
+class Slot:
+    """Linear constraints tying piece weights ``w[cols]`` to ``lambda[row]``."""
+
+    row: int
+    kind: str  # "interval" | "simplex"
+    cols: list[int]
+    lo: float = 0.0  # interval: lo * lambda <= w <= hi * lambda
+    hi: float = 0.0
+    node: str = ""
+    sample: int = 0
+    unit: tuple[int, ...] = ()
+    s0: float = 0.0  # interval: default derivative
+    choices: list[Any] = field(default_factory=list)  # simplex: what each col selects
+    units: list[tuple[str, tuple[int, ...], float]] = field(default_factory=list)  # vertex: (node, unit, s0)
+
+
+@dataclass
+class KinkPieces:
+    slots: list[Slot]
+    D: np.ndarray  # (K, P) piece vectors
+    kinks: list[Kink]  # all kinks found
+    piece_nodes: set[str]
+
+    @property
+    def K(self) -> int:
+        return int(self.D.shape[0])
+
+
+def _interval(node) -> tuple[float, float]:
+    """The derivative interval of a positively homogeneous piecewise-linear activation at 0."""
+    left, right = (float(v) for v in node.impl.df(np.array([-1.0, 1.0]), node.attrs))
+    return min(left, right), max(left, right)
+
+
+def _ties(fp: ForwardPass, node: str, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
+    win = fp.ctx[node]["win"][sample, unit[0], :, unit[1], unit[2]]
+    arg = int(fp.ctx[node]["arg"][sample, unit[0], unit[1], unit[2]])
+    ties = [int(i) for i in np.flatnonzero(win >= win.max() - tol)]
+    if arg not in ties:  # pragma: no cover - arg is the max
+        ties.append(arg)
+    return ties, arg
+
+
+def kink_kind(net, node: str) -> str:
+    impl = net.nodes[node].impl
+    if isinstance(impl, MaxPool2d):
+        return "maxpool"
+    if isinstance(impl, Elementwise):
+        return "elementwise"
+    raise KKTError(f"node {node!r} ({net.nodes[node].op}): kinks of this op are not supported by the KKT check")
+
+
+def exact_structure(net, node: str) -> bool:
+    """True when ``node`` is an elementwise activation fed by ``input -> dense [-> bias]``."""
+    if kink_kind(net, node) != "elementwise":
+        return False
+    prev = net.nodes[node].inputs
+    if len(prev) != 1:
+        return False
+    cur = net.nodes[prev[0]]
+    if cur.op == "bias":
+        if len(cur.inputs) != 1:
+            return False
+        cur = net.nodes[cur.inputs[0]]
+    return cur.op == "dense" and len(cur.inputs) == 1 and net.nodes[cur.inputs[0]].op == "input"
+
+
+def _ancestors(net) -> dict[str, set[str]]:
+    anc: dict[str, set[str]] = {}
+    for name in net.order:
+        a: set[str] = set()
+        for i in net.nodes[name].inputs:
+            a |= anc[i] | {i}
+        anc[name] = a
+    return anc
+
+
+def _input_positions(net, node: str, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
+    """Positions in a max-pooling node's input of the window entries ``entries`` of output ``unit``."""
+    attrs = net.nodes[node].attrs
+    (kh, kw), (sh, sw) = attrs["kernel_size"], attrs["stride"]
+    ch, a, b = unit
+    return [(ch, a * sh + t // kw, b * sw + t % kw) for t in entries]
+
+
+def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
+    """Drop kinks that cannot matter for any selection (soundly).
+
+    A kinked unit whose *input* does not depend on the parameters (e.g. a
+    pre-activation ``W x`` on an all-zero patch: ``d z / d theta = 0``) gives
+    the same subgradient for every selection.  The test is made only when no
+    other relevant kink of the same sample lies upstream (then the upstream
+    Jacobian does not depend on any selection and the default one decides);
+    nodes are visited in topological order so pruned kinks do not count.
+    """
+    net = fp.net
+    anc = _ancestors(net)
+    theta_scale = 1.0 + sum(float(np.abs(v).sum()) for v in fp.params.values())
+    kept: list[Kink] = []
+    relevant_nodes: dict[int, set[str]] = {}
+    for k in sorted(kinks, key=lambda k: (k.sample, net.order.index(k.node))):
+        upstream = relevant_nodes.get(k.sample, set()) & anc[k.node]
+        if not upstream:
+            src = net.nodes[k.node].inputs[0]
+            shape = net.shapes[src]
+            if kink_kind(net, k.node) == "elementwise":
+                positions = [k.unit]
+            else:
+                ties, _ = _ties(fp, k.node, k.sample, k.unit, kink_tol)
+                positions = _input_positions(net, k.node, k.unit, ties)
+            seed = np.zeros((len(positions), *shape))
+            for r, pos in enumerate(positions):
+                seed[(r,) + tuple(pos)] = 1.0
+            Jz = row_gradients(fp, np.full(len(positions), k.sample), None, seeds={src: seed})
+            if np.abs(Jz).max(initial=0.0) <= 1e-15 * theta_scale:
+                continue  # the unit's input is constant in theta: every selection gives the same gradient
+        kept.append(k)
+        relevant_nodes.setdefault(k.sample, set()).add(k.node)
+    return kept
+
+
+def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol: float) -> KinkPieces:
+    """Slots and piece vectors for every constraint row whose sample has a (relevant) kink."""
+    net = fp.net
+    P = net.num_params
+    all_kinks = kinks
+    kinks = prune(fp, kinks, kink_tol)
+    by_sample: dict[int, list[Kink]] = {}
+    for k in kinks:
+        by_sample.setdefault(k.sample, []).append(k)
+    # Default derivative arrays / arg-max per kinked node, gathered per sample on demand.
+    probes_sample: list[int] = []
+    probes_coef: list[np.ndarray] = []
+    probes_ov: list[dict[str, tuple[str, Any]]] = []  # node -> (kind, flat unit, value)
+    plan: list[tuple[Slot, list[int]]] = []  # slot and the probe indices of its cols
+    base_rows: list[int] = []
+    for r in range(cons.m):
+        i = int(cons.sample[r])
+        ks = by_sample.get(i)
+        if not ks:
+            continue
+        base_rows.append(r)
+        nodes = sorted({k.node for k in ks}, key=net.order.index)
+        if len(nodes) == 1:
+            node = nodes[0]
+            kind = kink_kind(net, node)
+            for k in ks:
+                flat = int(np.ravel_multi_index(k.unit, net.shapes[node]))
+                if kind == "elementwise":
+                    z = fp.ctx[node]["z"][i].reshape(-1)[flat]
+                    s0 = float(net.nodes[node].impl.df(np.array([z]), net.nodes[node].attrs)[0])
+                    lo, hi = _interval(net.nodes[node])
+                    probes_sample.append(i)
+                    probes_coef.append(cons.coef[r])
+                    probes_ov.append({node: ("deriv", flat, s0 + 1.0)})
+                    plan.append((Slot(r, "interval", [], lo - s0, hi - s0, node, i, k.unit, s0), [len(probes_ov) - 1]))
+                else:
+                    ties, arg = _ties(fp, node, i, k.unit, kink_tol)
+                    alts = [t for t in ties if t != arg]
+                    idx = []
+                    for t in alts:
+                        probes_sample.append(i)
+                        probes_coef.append(cons.coef[r])
+                        probes_ov.append({node: ("arg", k.unit, t)})
+                        idx.append(len(probes_ov) - 1)
+                    plan.append((Slot(r, "simplex", [], node=node, sample=i, unit=k.unit, choices=alts,
+                                      units=[(node, k.unit, float(arg))]), idx))
+            continue
+        # kinks in several nodes: enumerate the vertex selections of the chain rule
+        choice_lists: list[list[tuple[str, Any, Any]]] = []
+        units = []
+        for k in ks:
+            kind = kink_kind(net, k.node)
+            if kind == "elementwise":
+                flat = int(np.ravel_multi_index(k.unit, net.shapes[k.node]))
+                lo, hi = _interval(net.nodes[k.node])
+                z = fp.ctx[k.node]["z"][i].reshape(-1)[flat]
+                s0 = float(net.nodes[k.node].impl.df(np.array([z]), net.nodes[k.node].attrs)[0])
+                choice_lists.append([(k.node, ("deriv", flat), v) for v in (lo, hi)])
+                units.append((k.node, k.unit, s0))
+            else:
+                ties, arg = _ties(fp, k.node, i, k.unit, kink_tol)
+                choice_lists.append([(k.node, ("arg", k.unit), t) for t in ties])
+                units.append((k.node, k.unit, float(arg)))
+        nv = int(np.prod([len(c) for c in choice_lists]))
+        if nv > MAX_VERTICES:
+            raise KKTError(
+                f"sample {i} ({cons.label(r)}) has {len(ks)} kinked units in {len(nodes)} layers "
+                f"({', '.join(nodes)}); the chain-rule hull needs {nv} vertex gradients (limit {MAX_VERTICES}); "
+                "use a smaller kink_tol, or kink_tol=None to use the default derivatives"
+            )
+        idx = []
+        choices = []
+        for combo in itertools.product(*choice_lists):
+            ov: dict[str, Any] = {}
+            for node, (kind, where), val in combo:
+                ov.setdefault(node, []).append((kind, where, val))
+            probes_sample.append(i)
+            probes_coef.append(cons.coef[r])
+            probes_ov.append(ov)
+            idx.append(len(probes_ov) - 1)
+            choices.append([val for _, _, val in combo])
+        plan.append((Slot(r, "simplex", [], node=",".join(nodes), sample=i, unit=(), choices=choices, units=units), idx))
+
+    npr = len(probes_ov)
+    if npr * P > MAX_PIECE_FLOATS:
+        raise KKTError(
+            f"{len(kinks)} kinks need {npr} subgradient pieces of {P} parameters each "
+            f"(> {MAX_PIECE_FLOATS} floats); use a smaller kink_tol, or kink_tol=None"
+        )
+    base_rows_arr = np.array(base_rows, dtype=np.int64)
+    H0 = row_gradients(fp, cons.sample[base_rows_arr], cons.coef[base_rows_arr]) if len(base_rows) else np.zeros((0, P))
+    base_of = {r: j for j, r in enumerate(base_rows)}
+    D = np.zeros((npr, P))
+    for a in range(0, npr, 64):
+        chunk = list(range(a, min(npr, a + 64)))
+        samp = np.array([probes_sample[j] for j in chunk], dtype=np.int64)
+        coef = np.array([probes_coef[j] for j in chunk])
+        ov_arrays: dict[str, tuple[str, np.ndarray]] = {}
+        nodes_here = sorted({n for j in chunk for n in probes_ov[j]})
+        for node in nodes_here:
+            nd = net.nodes[node]
+            if kink_kind(net, node) == "elementwise":
+                z = fp.ctx[node]["z"][samp]
+                Dv = nd.impl.df(z, nd.attrs).reshape(len(chunk), -1).copy()
+                for jj, j in enumerate(chunk):
+                    spec = probes_ov[j].get(node)
+                    if spec is None:
+                        continue
+                    specs = spec if isinstance(spec, list) else [spec]
+                    for kind, flat, val in specs:
+                        Dv[jj, flat] = val
+                ov_arrays[node] = ("deriv", Dv.reshape(z.shape))
+            else:
+                A = fp.ctx[node]["arg"][samp].copy()
+                for jj, j in enumerate(chunk):
+                    spec = probes_ov[j].get(node)
+                    if spec is None:
+                        continue
+                    specs = spec if isinstance(spec, list) else [spec]
+                    for kind, unit, val in specs:
+                        A[(jj,) + tuple(unit)] = val
+                ov_arrays[node] = ("arg", A)
+        Hp = row_gradients(fp, samp, coef, ov_arrays)
+        # the row each probe belongs to
+        D[chunk] = Hp
+    # subtract the base gradient of each probe's row
+    slots: list[Slot] = []
+    keep_cols: list[int] = []
+    for slot, idx in plan:
+        h0 = H0[base_of[slot.row]]
+        scale = np.linalg.norm(h0) + 1.0
+        for j in idx:
+            D[j] -= h0
+        norms = [np.linalg.norm(D[j]) for j in idx]
+        if not idx or max(norms) <= 1e-13 * scale:
+            continue  # the selection does not change this row's gradient: not a kink that matters
+        slot.cols = list(range(len(keep_cols), len(keep_cols) + len(idx)))
+        keep_cols.extend(idx)
+        slots.append(slot)
+    Dk = D[keep_cols] if keep_cols else np.zeros((0, P))
+    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots})
+
+
+def slot_constraints(slots: list[Slot], m: int, K: int):
+    """Sparse matrix ``A`` with ``A @ [lambda; w] >= 0`` encoding every slot."""
+    import scipy.sparse as sps
+
+    rows, cols, vals = [], [], []
+    r = 0
+
+    def add(entries):
+        nonlocal r
+        for c, v in entries:
+            rows.append(r)
+            cols.append(c)
+            vals.append(v)
+        r += 1
+
+    for s in slots:
+        if s.kind == "interval":
+            (c,) = s.cols
+            add([(m + c, 1.0), (s.row, -s.lo)])  # w - lo*lambda >= 0
+            add([(s.row, s.hi), (m + c, -1.0)])  # hi*lambda - w >= 0
+        else:
+            for c in s.cols:
+                add([(m + c, 1.0)])
+            add([(s.row, 1.0)] + [(m + c, -1.0) for c in s.cols])
+    return sps.csr_matrix((vals, (rows, cols)), shape=(r, m + K))
+
+
+def project(slots: list[Slot], lam: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Project solver output ``w`` onto the slot constraints for the (clipped) ``lam``."""
+    w = w.copy()
+    for s in slots:
+        lr = lam[s.row]
+        if s.kind == "interval":
+            (c,) = s.cols
+            w[c] = min(max(w[c], s.lo * lr), s.hi * lr)
+        else:
+            cs = s.cols
+            w[cs] = np.maximum(w[cs], 0.0)
+            tot = w[cs].sum()
+            if tot > lr:
+                w[cs] *= lr / tot if tot > 0 else 0.0
+    return w
+
+
+def selections(slots: list[Slot], lam: np.ndarray, w: np.ndarray, cons: Constraints, thr: float) -> list[dict[str, Any]]:
+    """Human-readable kink selections ``s = t / lambda`` for rows with ``lambda > thr``."""
+    out: list[dict[str, Any]] = []
+    for s in slots:
+        lr = float(lam[s.row])
+        if lr <= thr:
+            continue
+        base = {"row": s.row, "constraint": cons.label(s.row), "sample": s.sample}
+        if s.kind == "interval":
+            out.append({**base, "node": s.node, "unit": list(s.unit), "s": s.s0 + float(w[s.cols[0]]) / lr,
+                        "interval": [s.s0 + s.lo, s.s0 + s.hi]})
+        elif s.units and len(s.units) == 1 and not isinstance(s.choices[0] if s.choices else None, list):
+            # max-pooling window: weight of each tied entry (flat index within the window)
+            node, unit, arg = s.units[0]
+            frac = {int(c): float(w[col]) / lr for c, col in zip(s.choices, s.cols)}
+            frac[int(arg)] = 1.0 - sum(frac.values())
+            out.append({**base, "node": node, "unit": list(unit), "s": frac})
+        else:
+            # vertex hull over several nodes: report the average derivative per unit
+            weights = np.array([float(w[c]) / lr for c in s.cols])
+            for u, (node, unit, s0) in enumerate(s.units):
+                vals = np.array([ch[u] for ch in s.choices], dtype=float)
+                out.append({**base, "node": node, "unit": list(unit),
+                            "s": float((1.0 - weights.sum()) * s0 + weights @ vals), "hull": True})
+    return out
