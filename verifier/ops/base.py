@@ -208,7 +208,7 @@ class SymFns:
     """The non-polynomial pieces used by :meth:`Op.sympy_forward`.
 
     The default maps ``relu`` to ``Max(0, z)``; a region evaluator (see
-    :func:`verifier.analysis.symbolic_region`) replaces them by the polynomial
+    :func:`verifier.analysis.region_functions`) replaces them by the polynomial
     branch active at a point, and the symbolic layer may plug in its own.
     """
 
