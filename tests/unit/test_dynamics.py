@@ -272,3 +272,21 @@ def test_divergence_names_the_step():
     X, y = _data(n=4, d=2)
     with pytest.raises(TrainingError, match=r"^step \d+: .*(not finite|overflows)"):
         iterates(net, net.init_params(seed=0), 30 * X, y, steps=50, lr=50.0, method="sign")
+
+
+def test_gradient_flow_evaluation_budget_stops_a_crawling_solver():
+    """A budget far below what the integration needs must end in a clear error, never a hang."""
+    import pytest as _pytest
+
+    from verifier.dynamics import TrainingError, gradient_flow
+    from verifier.datasets import two_clusters_xor
+
+    net = verifier.mlp([2, 4, 1])
+    X, y = two_clusters_xor(8, seed=0)
+    theta0 = net.flatten(net.init_params(seed=0))
+    with _pytest.raises(TrainingError, match=r"more than max_evals=50 gradient evaluations by t=.*sliding along a kink"):
+        gradient_flow(net, theta0, X, y, t_end=5.0, max_evals=50)
+    t, th = gradient_flow(net, theta0, X, y, t_end=0.05, n_eval=2, max_evals=200_000)
+    assert th.shape == (2, net.num_params)
+    with _pytest.raises(TrainingError, match="max_evals=0 must be a positive integer"):
+        gradient_flow(net, theta0, X, y, t_end=1.0, max_evals=0)

@@ -8,9 +8,10 @@ between crossings the high order pays off.  The default ``method="DOP853"`` (8th
 Dormand-Prince) with tight tolerances ``rtol=1e-10, atol=1e-12`` is the most accurate
 per evaluation in that setting; ``"RK45"`` and ``"RK23"`` are accepted too.  Implicit
 (stiff) solvers are not offered: they need the Jacobian of a non-smooth field.  If the
-flow slides along a kink (a Filippov sliding mode) no ODE solver resolves it; the step
-size collapses and the call fails with scipy's message instead of returning a wrong
-trajectory.
+flow slides along a kink (a Filippov sliding mode) no ODE solver resolves it: the step
+size collapses, and the call fails instead of returning a wrong trajectory -- with
+scipy's message, or, when the solver keeps crawling, once ``max_evals`` right-hand-side
+evaluations are spent (a budget, so a sliding mode never hangs the caller).
 
 >>> import numpy as np, verifier
 >>> net = verifier.mlp([1, 1], activation="identity")
@@ -35,13 +36,15 @@ FLOW_METHODS = ("DOP853", "RK45", "RK23")
 
 def gradient_flow(net, theta0: Any, X: Any, y: Any, *, t_end: float, loss: str = "exp", n_eval: int = 50,
                   rtol: float = 1e-10, atol: float = 1e-12, method: str = "DOP853",
-                  max_step: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+                  max_step: float = math.inf, max_evals: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """Integrate the gradient flow of ``loss`` from ``theta0`` over ``[0, t_end]``.
 
     Returns ``(t, thetas)``: ``n_eval`` equally spaced times from ``0`` to ``t_end`` and the
     flat parameter vectors there, shape ``(n_eval, P)``.  ``rtol``/``atol`` are the solver's
     relative/absolute tolerances (per component); ``method`` one of ``DOP853`` (default),
-    ``RK45``, ``RK23``; ``max_step`` bounds the solver's step.
+    ``RK45``, ``RK23``; ``max_step`` bounds the solver's step; ``max_evals`` (default 200,000)
+    bounds the gradient evaluations: past it a :class:`TrainingError` says where the flow got
+    stuck (typically sliding along a ReLU kink) instead of running on for hours.
     """
     t_end = check_positive(t_end, "t_end")
     rtol = check_positive(rtol, "rtol")
@@ -52,10 +55,19 @@ def gradient_flow(net, theta0: Any, X: Any, y: Any, *, t_end: float, loss: str =
         raise TrainingError(f"method={method!r} is not supported for gradient flow; use one of {list(FLOW_METHODS)}")
     if not (isinstance(max_step, (int, float)) and max_step > 0):
         raise TrainingError(f"max_step={max_step!r} must be a number > 0 (or inf)")
+    if isinstance(max_evals, bool) or not isinstance(max_evals, (int, np.integer)) or max_evals < 1:
+        raise TrainingError(f"max_evals={max_evals!r} must be a positive integer")
     prob = Problem(net, X, y, loss)
     theta = net.flatten(net.check_params(theta0, where="theta0"))
+    evals = [0]
 
     def rhs(t: float, th: np.ndarray) -> np.ndarray:
+        evals[0] += 1
+        if evals[0] > max_evals:
+            raise TrainingError(
+                f"gradient flow: more than max_evals={max_evals} gradient evaluations by t={t:.6g} "
+                f"(of t_end={t_end:g}); the flow may be sliding along a kink -- raise max_evals, loosen rtol/atol, "
+                "or use a shorter t_end")
         if not np.all(np.isfinite(th)):
             raise TrainingError(f"gradient flow: the state became non-finite at t={t:.6g}; tighten rtol/atol")
         try:
