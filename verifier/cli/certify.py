@@ -1,0 +1,115 @@
+"""Certificate commands: ``certify kkt|embed``, ``check-cert`` and ``report``.
+
+Exit status of ``check-cert``: 0 when every claim holds exactly, 1 when a
+claim is false (the line names it and says by how much), 2 when the file is
+unreadable or malformed (unknown format version, missing field, hash
+mismatch, non-rational string, wrong shape: the line names the field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _load_inputs(args: argparse.Namespace):
+    from ..io import load_data, load_network, load_params
+
+    net = load_network(args.net)
+    params = load_params(args.params, net)
+    X, y = load_data(args.data)
+    return net, params, X, y
+
+
+def _kkt_options(args: argparse.Namespace) -> dict:
+    opts = {}
+    if args.kink_tol is not None:
+        opts["kink_tol"] = args.kink_tol
+    if args.solver is not None:
+        opts["solver"] = args.solver
+    return opts
+
+
+def _certify(args: argparse.Namespace) -> int:
+    from ..certificates import certify_embedding, certify_kkt
+
+    net, params, X, y = _load_inputs(args)
+    common = dict(normalize=not args.no_normalize, kkt_options=_kkt_options(args), out=args.out,
+                  inline=not args.external, encoding=args.encoding, claim_digits=args.digits)
+    if args.what == "kkt":
+        cert = certify_kkt(net, params, X, y, **common)
+    else:
+        cert = certify_embedding(net, params, X, y, split=args.split, **common)
+    claims = cert["claims"]
+    print(f"wrote {args.out} ({cert['meta']['kind']} certificate, format version {cert['meta']['format_version']})")
+    for name, c in claims.items():
+        print(f"  {name:<18} {c['relation']:>2} {c.get('bound', c.get('value'))}")
+    for note in cert["measured"].get("conditions_not_claimed", []):
+        print(f"  not claimed (false exactly): {note}")
+    print(f"check it with: verifier check-cert {args.out}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..certificates import check_certificate
+
+    res = check_certificate(args.file)
+    if args.json:
+        print(json.dumps({"ok": res.ok, "kind": res.kind, "seconds": res.seconds, "notes": res.notes,
+                          "claims": [{"name": c.name, "relation": c.relation, "claimed": str(c.claimed),
+                                      "actual": str(c.actual), "holds": c.holds, "detail": c.detail}
+                                     for c in res.claims]}, indent=1))
+    elif args.quiet:
+        for c in res.failed:
+            print(c.describe())
+    else:
+        print(res.summary())
+    return 0 if res.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..report import write_report
+
+    paths = write_report(args.cert, args.out, history=args.history, embedding_history=args.embedding_history,
+                         title=args.title)
+    print(f"report written: {paths['markdown']} and {paths['html']}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("certify", help="write a certificate (KKT point, or embedding) that check-cert verifies exactly")
+    what = p.add_subparsers(dest="what", metavar="KIND")
+    what.required = True
+    for name, help_ in (("kkt", "certify that params are an (eps, delta)-KKT point"),
+                        ("embed", "certify a neuron/channel split of the KKT point into a wider network")):
+        q = what.add_parser(name, help=help_)
+        q.add_argument("--net", required=True, help="network JSON file")
+        q.add_argument("--params", required=True, help="parameter .npz keyed by tensor name")
+        q.add_argument("--data", required=True, help="data .npz with arrays X and y")
+        q.add_argument("--out", required=True, help="certificate file to write (JSON)")
+        if name == "embed":
+            q.add_argument("--split", required=True,
+                           help="the split, e.g. 'layer=1,neuron=3,ratios=3/5,4/5' (or channel=C; or zero=COUNT)")
+        q.add_argument("--external", action="store_true",
+                       help="store params and data as .npz files next to the certificate (with SHA-256) instead of inline")
+        q.add_argument("--encoding", default="auto", choices=["auto", "f64-hex", "f64-base64"],
+                       help="inline float encoding (default: hex up to 20,000 entries, else base64)")
+        q.add_argument("--digits", type=int, default=6, help="significant digits of the claimed bounds (default 6)")
+        q.add_argument("--no-normalize", action="store_true",
+                       help="certify the parameters as given instead of theta_hat = theta / scale")
+        q.add_argument("--kink-tol", type=float, default=None, help="kink tolerance passed to check_kkt")
+        q.add_argument("--solver", default=None, help="solver passed to check_kkt (auto, nnls, clarabel, osqp)")
+        q.set_defaults(handler=_certify)
+    p = sub.add_parser("check-cert", help="check a certificate exactly (exit 0 valid, 1 false claim, 2 malformed)")
+    p.add_argument("file", help="certificate JSON file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="print only failing claims")
+    p.set_defaults(handler=_check)
+    p = sub.add_parser("report", help="Markdown + HTML report (with plots) of a certificate")
+    p.add_argument("cert", help="certificate JSON file")
+    p.add_argument("--out", required=True, help="folder for report.md, report.html")
+    p.add_argument("--history", default=None, help="training history JSON (TrainResult.to_dict() or a list of dicts)")
+    p.add_argument("--embedding-history", default=None,
+                   help="embedding deviation series JSON ({'step': [...], 'deviation': [...]})")
+    p.add_argument("--title", default=None, help="report title")
+    p.set_defaults(handler=_report)
