@@ -222,3 +222,30 @@ def test_bad_arguments(trained):
         check_embedding(net, p, X, y)
     with pytest.raises(verifier.VerifierError, match="inputs have shape"):
         check_embedding(emb, p, X[:, :1], y, checks=["function"])
+
+
+def test_trajectory_checks_are_not_vacuous_at_a_well_trained_point():
+    """From a point whose loss gradient underflows, GD would not move: 'auto' restarts at the unit
+    direction, the trajectories really move, and a broken map (sign descent) is still caught."""
+    import verifier as _v
+    from verifier.datasets import two_clusters_xor
+
+    X, y = two_clusters_xor(40, seed=0)
+    net = _v.mlp([2, 16, 1])
+    res = _v.train(net, net.init_params(seed=1), X, y, steps=5000, lr=0.5, progress=False)
+    assert verifier_min_margin(net, res.params, X, y) > 800  # exp(-800) underflows: no gradient left
+    emb = _v.neuron_split(net, res.params, layer=1, neuron=2, ratios=["3/5", "4/5"])
+    checks = ("gd_trajectory",)
+    given = _v.check_embedding(emb, res.params, X, y, checks=checks, trajectory_start="given")
+    assert given.checks["gd_trajectory"].data["displacement"] == 0.0  # the vacuous comparison
+    auto = _v.check_embedding(emb, res.params, X, y, checks=checks)
+    gd = auto.checks["gd_trajectory"]
+    assert gd.passed and gd.data["displacement"] > 1e-3 and "params/||params||" in gd.detail
+    bad = _v.check_embedding(emb, res.params, X, y, checks=("gd_trajectory",), method="sign")
+    assert not bad.checks["gd_trajectory"].passed
+
+
+def verifier_min_margin(net, params, X, y):
+    import verifier as _v
+
+    return float(_v.margins(net, params, X, y).min())

@@ -554,6 +554,8 @@ def check_embedding(
     flow_rtol: float = 1e-10,
     flow_atol: float = 1e-12,
     kkt_kwargs: Mapping[str, Any] | None = None,
+    trajectory_start: Any = "auto",
+    flow_max_evals: int = 20_000,
 ) -> EmbeddingReport:
     """Run the checks of MATH.md section 7 on ``emb`` at narrow parameters ``params`` (default ``emb.params``).
 
@@ -567,6 +569,17 @@ def check_embedding(
     (its ODE solver, run with ``flow_rtol``/``flow_atol``, adapts its steps to each system separately,
     so the two flows agree to about the solver tolerance, not to rounding); ``direction_tol`` (``1e-6``) for
     the final directions.  ``kkt_kwargs`` are passed to :func:`verifier.check_kkt`.
+
+    ``flow_max_evals`` (default 20,000) caps the gradient evaluations of each flow: a flow that
+    slides along a ReLU kink makes any ODE solver crawl, and the check then reports an error
+    (status ``"error"``) instead of hanging.
+
+    ``trajectory_start`` is where the trajectory checks start: ``"given"`` (``params``),
+    ``"unit"`` (``params / ||params||``: the same direction and activation pattern), a flat
+    narrow parameter vector, or ``"auto"`` (default): ``"given"`` unless the dynamics would
+    not move from there -- at a well-trained point the loss and its gradient underflow, and a
+    trajectory that stays put would make the trajectory checks pass vacuously -- in which
+    case ``"unit"``; the check's detail says which start ran.
 
     Every failure's ``detail`` says which condition failed and why.
     """
@@ -609,6 +622,9 @@ def check_embedding(
         out["kkt"] = check_kkt_transfer(emb, params, X, y, tol=kkt_tol, kkt_kwargs=kkt_kwargs, reason=why)
     ends: list[tuple[str, np.ndarray, np.ndarray]] = []
     theta0 = emb.net.flatten(params) if params is not None else None
+    start_note = ""
+    if any(c in wanted for c in ("gd_trajectory", "flow_trajectory", "direction")):
+        theta0, start_note = _trajectory_start(emb, theta0, X, y, loss, lr, gd_steps, trajectory_start)
     if "gd_trajectory" in wanted or "direction" in wanted:
         out_gd, end = _gd_check(emb, theta0, X, y, gd_steps, lr, method, loss, traj_tol, why)
         if "gd_trajectory" in wanted:
@@ -617,18 +633,52 @@ def check_embedding(
             ends.append((f"after {gd_steps} {_method_name(method)} steps", *end))
     if "flow_trajectory" in wanted or ("direction" in wanted and method == "gd"):
         out_fl, end = _flow_check(emb, theta0, X, y, flow_time, loss, n_eval, flow_tol, method, why,
-                                  flow_rtol, flow_atol)
+                                  flow_rtol, flow_atol, flow_max_evals)
         if "flow_trajectory" in wanted:
             out["flow_trajectory"] = out_fl
         if end is not None:
             ends.append((f"at t = {flow_time:g} of the gradient flow", *end))
     if "direction" in wanted:
         out["direction"] = _direction_check(ends, emb, direction_tol, method, why)
+    if start_note:
+        for name in ("gd_trajectory", "flow_trajectory", "direction"):
+            if name in out:
+                out[name].detail += f" [{start_note}]"
     settings = {"checks": wanted, "gd_steps": gd_steps, "lr": lr, "flow_time": flow_time, "method": method,
                 "loss": loss, "probes": probes, "seed": seed, "exact": exact, "tol": tol, "iso_tol": iso_tol,
                 "kkt_tol": kkt_tol, "traj_tol": traj_tol, "flow_tol": flow_tol, "direction_tol": direction_tol,
-                "n_eval": n_eval, "flow_rtol": flow_rtol, "flow_atol": flow_atol, "kkt_kwargs": dict(kkt_kwargs or {})}
+                "n_eval": n_eval, "flow_rtol": flow_rtol, "flow_atol": flow_atol, "kkt_kwargs": dict(kkt_kwargs or {}),
+                "trajectory_start": trajectory_start if isinstance(trajectory_start, str) else "custom",
+                "flow_max_evals": flow_max_evals}
     return EmbeddingReport(emb, out, settings)
+
+
+def _trajectory_start(emb: Embedding, theta: np.ndarray, X: Any, y: Any, loss: str, lr: float, steps: int,
+                      how: Any) -> tuple[np.ndarray, str]:
+    """The narrow starting point of the trajectory checks and a note saying which one it is."""
+    if not isinstance(how, str):
+        start = emb.net.flatten(emb.net.check_params(how, where="trajectory_start"))
+        return start, "trajectories start at the given trajectory_start point"
+    if how not in ("auto", "given", "unit"):
+        raise EmbeddingError(f"check_embedding: trajectory_start={how!r} must be 'auto', 'given', 'unit' "
+                             "or a narrow parameter vector")
+    norm = float(np.linalg.norm(theta))
+    if how == "given" or norm == 0:
+        return theta, ""
+    if how == "unit":
+        return theta / norm, "trajectories start at params/||params||"
+    from ..dynamics import loss_and_grad
+
+    try:
+        _, g = loss_and_grad(emb.net, theta, X, y, loss=loss)
+        stuck = float(np.linalg.norm(g)) * lr * max(steps, 1) <= 1e-9 * max(1.0, norm)
+    except VerifierError:  # the loss overflows or underflows beyond float64
+        stuck = True
+    if not stuck:
+        return theta, ""
+    return theta / norm, ("the given point is so well trained that its loss gradient underflows and the dynamics "
+                          "would not move (a vacuous comparison), so trajectories start at params/||params|| "
+                          "(same direction, same activation pattern)")
 
 
 def _method_name(method: str) -> str:
@@ -658,13 +708,14 @@ def _gd_check(emb, theta0, X, y, steps, lr, method, loss, tol, why):
     return Check(False, fig, detail, tol=tol, data=data), (a[-1], b[-1])
 
 
-def _flow_check(emb, theta0, X, y, t_end, loss, n_eval, tol, method, why, rtol, atol):
+def _flow_check(emb, theta0, X, y, t_end, loss, n_eval, tol, method, why, rtol, atol, max_evals):
     from ..dynamics import gradient_flow
 
     try:
-        ta, a = gradient_flow(emb.net, theta0, X, y, t_end=t_end, loss=loss, n_eval=n_eval, rtol=rtol, atol=atol)
+        ta, a = gradient_flow(emb.net, theta0, X, y, t_end=t_end, loss=loss, n_eval=n_eval, rtol=rtol, atol=atol,
+                              max_evals=max_evals)
         tb, b = gradient_flow(emb.wide_net, emb.apply(theta0), X, y, t_end=t_end, loss=loss, n_eval=n_eval,
-                              rtol=rtol, atol=atol)
+                              rtol=rtol, atol=atol, max_evals=max_evals)
     except VerifierError as e:
         return Check(False, float("nan"), f"could not integrate the gradient flow: {e}", tol=tol, status="error"), None
     if ta.shape != tb.shape or not np.allclose(ta, tb):
