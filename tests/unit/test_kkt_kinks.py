@@ -44,7 +44,7 @@ def test_two_layer_kink_point_is_kkt_with_selection(activation):
     rep = check_kkt(net, p, X, y)
     assert rep.verdict == "kkt"
     assert rep.relaxation == "exact"
-    assert rep.solver in ("clarabel", "osqp")
+    assert rep.solver in ("clarabel", "osqp", "clarabel+polish", "osqp+polish")
     assert np.allclose(rep.multipliers, [lam, lam, 0.0], atol=1e-7)
     sels = {(s["sample"], tuple(s["unit"])): s["s"] for s in rep.kink_selections}
     assert set(sels) == {(1, (0,)), (0, (1,))}
@@ -109,6 +109,43 @@ def torch_grad(weights: list[np.ndarray], x: np.ndarray, derivs: dict[tuple[int,
         h = _Act.apply(z, d, torch.relu)
     h.sum().backward()
     return np.concatenate([W.grad.numpy().ravel() for W in Ws])
+
+
+def test_selection_at_interval_end_is_polished_to_the_exact_end():
+    # Regression (found by the symbolic layer): CLARABEL stopped at s ~ 2.5e-6 inside [0, 1] where the exact
+    # selection is the end 0, giving eps_rel 1.8e-6 and "not_kkt" at tol 1e-9 for an exact KKT point.
+    #
+    # Closed-form oracle.  theta = (0,1,1,0,-1,1): W1 = [[0,1],[1,0]], W2 = [[-1,1]], so
+    # Phi(x) = -relu(x_2) + relu(x_1); X = I, y = (1,-1): q_1 = Phi(e1) = 1, q_2 = -Phi(e2) = 1, so theta is
+    # already normalised (theta_hat = theta, ||theta||^2 = 4, L = 2, delta = 0).
+    # Sample 1 (x = e1): z = W1 e1 = (0, 1), unit 0 at its kink with s_1 in [0, 1]:
+    #   h_1 = (dW1 row 0 = a_0 s_1 e1, dW1 row 1 = a_1 e1, dW2 = relu(z)) = (-s_1, 0, 1, 0, 0, 1).
+    # Sample 2 (x = e2): z = W1 e2 = (1, 0), unit 1 at its kink with s_2 in [0, 1]:
+    #   h_2 = -(a_0 e2, a_1 s_2 e2, relu(z)) = (0, 1, 0, -s_2, -1, 0).
+    # Stationarity theta = l_1 h_1 + l_2 h_2 reads (0,1,1,0,-1,1) = (-l_1 s_1, l_2, l_1, -l_2 s_2, -l_2, l_1):
+    # the unique solution is l_1 = l_2 = 1, s_1 = s_2 = 0 (and sum l = 2 = ||theta||^2 / L).  For l = (1, 1)
+    # and selections s, eps = ||(s_1, 0, 0, s_2, 0, 0)|| = sqrt(s_1^2 + s_2^2): any s off the end costs eps.
+    net = verifier.mlp([2, 2, 1])
+    theta = np.array([0.0, 1.0, 1.0, 0.0, -1.0, 1.0])
+    X, y = np.eye(2), np.array([1.0, -1.0])
+    rep = check_kkt(net, theta, X, y, tol=1e-9)  # default solver: CLARABEL at kinks, then the polish step
+    assert rep.verdict == "kkt", (rep.eps_rel, rep.delta_rel)
+    assert rep.solver == "clarabel+polish" and rep.relaxation == "exact" and rep.identity_ok
+    sels = {(s["sample"], tuple(s["unit"])): s["s"] for s in rep.kink_selections}
+    assert sels == {(0, (0,)): 0.0, (1, (1,)): 0.0}  # exactly the interval end, not 2.5e-6
+    assert all(s["interval"] == [0.0, 1.0] for s in rep.kink_selections)
+    assert np.array_equal(rep.theta_hat, theta)
+    assert np.allclose(rep.multipliers, [1.0, 1.0], rtol=0, atol=1e-12)
+    assert abs(rep.sum_multipliers - 2.0) < 1e-12
+    assert rep.eps_rel <= 1e-14 and rep.delta == 0.0 and abs(rep.gap) <= 1e-14
+    # torch oracle: theta_hat - sum_i lambda_i h_i(s_i) with the reported selections as the derivative at the kink
+    Ws = [theta[:4].reshape(2, 2), theta[4:].reshape(1, 2)]
+    v = sum(rep.multipliers[i] * y[i] * torch_grad(Ws, X[i], {(0, u[0]): s}) for (i, u), s in sels.items())
+    assert np.linalg.norm(theta - v) <= 1e-14 and np.isclose(np.linalg.norm(theta - v), rep.eps, atol=1e-15)
+    # OSQP (which happened to land on the vertex) now gives the same certificate
+    osqp = check_kkt(net, theta, X, y, tol=1e-9, solver="osqp")
+    assert osqp.verdict == "kkt" and osqp.kink_selections == rep.kink_selections
+    assert np.allclose(osqp.multipliers, rep.multipliers, rtol=0, atol=1e-12)
 
 
 def test_deep_kink_labelled_chain_rule_and_certificate_matches_torch():

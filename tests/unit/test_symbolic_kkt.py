@@ -29,8 +29,7 @@ def svm(X, y):
 def numeric_checks(net, point, X, y):
     """Every exact point passes the numeric check_kkt at 1e-9; smooth points also theta = J^T lambda (engine)."""
     theta = point.theta_float()
-    # CLARABEL stops in the interior of the Clarke intervals (s ~ 1e-6, eps_rel ~ 2e-6); OSQP polishes to the vertex
-    r = verifier.check_kkt(net, theta, X, y, tol=1e-9, solver="osqp" if point.kinks else "auto")
+    r = verifier.check_kkt(net, theta, X, y, tol=1e-9)
     assert r.verdict == "kkt", (r.eps_rel, r.delta_rel)
     assert abs(r.min_margin - 1) < 1e-12
     assert abs(r.sum_multipliers - float(point.norm_sq) / float(net.degree())) < 1e-9

@@ -9,9 +9,10 @@ import numpy as np
 from ..numeric.engine import gram_from, jacobian_from, kinks_from, margins_from, prepare, weighted_gradient_from
 from . import norms as _norms
 from ._backprop import jacobian_times
-from .dual import factor_psd, refine, solve_cvxpy, solve_nnls
+from .dual import factor_psd, fixed_gram, refine, solve_cvxpy, solve_nnls
 from .errors import KKTError
-from .kinks import build_pieces, exact_structure, project, selections, slot_constraints
+from .kinks import (build_pieces, exact_structure, fixed_selection, project, selection_matrix, selections,
+                    slot_constraints)
 from .report import KKTReport
 from .second_order import second_order_check
 
@@ -22,6 +23,13 @@ SUPPORT_RTOL = 1e-9
 IDENTITY_RTOL = 1e-8
 #: Largest ``m x P`` Jacobian the l1 / l_inf flavours materialise.
 MAX_JACOBIAN_FLOATS = 50_000_000
+#: Polish step at kinks: a selection within ``SNAP_TOL`` (relative to its interval's width; a simplex weight
+#: within ``SNAP_TOL`` of 0) of an end is snapped to that end.  CLARABEL at its tolerance 1e-11 stops ~1e-6
+#: inside the intervals; the snapped result is kept only if its gap is not larger, so any value is safe.
+SNAP_TOL = 1e-4
+#: A polished candidate counts as "not larger" when its gap exceeds the current one by at most this times
+#: ``||theta_hat||^2`` (the rounding level of the gap formula ``1/2 ||theta||^2 - D(lambda)``).
+POLISH_GAP_RTOL = 1e-15
 
 
 def _check_options(norm: Any, tol: Any, kink_tol: Any, solver: Any, second_order: Any) -> tuple[str, float, float | None]:
@@ -47,6 +55,63 @@ def _check_options(norm: Any, tol: Any, kink_tol: Any, solver: Any, second_order
     if not isinstance(second_order, (bool, np.bool_)):
         raise KKTError(f"second_order={second_order!r} must be True or False")
     return norm, tol_f, kt
+
+
+def _polish(ev: dict[str, Any], pieces, m: int, K: int, G, C, DDt, c: np.ndarray, tsq: float, norm: str,
+            evaluate, cleaned, warnings: list[str]) -> dict[str, Any] | None:
+    """The polish step at kinks: fix the selections, re-solve, return the best candidate (or None).
+
+    The convex kink dual (``t = lambda s``) is solved by cvxpy; an interior
+    point solver stops strictly inside the selection intervals (e.g.
+    ``s ~ 2.5e-6`` where the exact selection is the end ``0``), which shows
+    up as a spurious ``eps``.  Here the selections ``s = t / lambda`` of
+    ``ev`` are fixed -- once as they are and once snapped to the interval
+    ends (:data:`SNAP_TOL`) -- so the subgradients ``h_i(s)`` become fixed
+    vectors with Gram matrix :func:`~verifier.kkt.dual.fixed_gram`, and the
+    plain tangent dual on them is re-solved with the NNLS fast path and
+    :func:`~verifier.kkt.dual.refine`.  Any ``lambda >= 0`` with a valid
+    selection is a certificate, so the candidate with the smallest gap is
+    returned and the caller keeps it only if its gap is not larger than that
+    of ``ev``.  The candidate carries its selection in ``"fixed"`` (what the
+    report's ``kink_selections`` show).
+
+    Simplex slots (max-pooling ties, and the vertex hull of a row with kinks
+    in several layers) are polished too: fixing the vertex weights of the
+    hull gives one fixed member of the chain-rule set, so the same argument
+    holds (snapping drops weights below :data:`SNAP_TOL`).
+
+    For ``norm="l1"`` / ``"linf"`` the NNLS path does not apply (the dual
+    has a non-quadratic norm): only the snapped selection with the same
+    ``lambda`` is evaluated.
+    """
+    slots = pieces.slots
+    lam0 = ev["lam"]
+    F_raw, _ = fixed_selection(slots, lam0, ev["w"], K)
+    F_snap, n_snapped = fixed_selection(slots, lam0, ev["w"], K, snap_tol=SNAP_TOL)
+    Fs = [F_snap] if n_snapped == 0 else [F_snap, F_raw]
+    best = None
+    for F in Fs:
+        S = selection_matrix(slots, F, m, K)
+        lams = []
+        if norm == "l2":
+            Gf = fixed_gram(G, C, DDt, S)
+            try:
+                lf, _ = solve_nnls(Gf, c, tsq)
+            except KKTError as e:
+                warnings.append(f"kink polish: NNLS on the fixed selections failed ({e}); kept the cvxpy multipliers")
+                continue
+            lams.append(refine(Gf, c, np.maximum(lf, 0.0), tsq))
+            lc = cleaned(lams[-1])
+            if lc is not None:
+                lams.append(lc)
+        else:
+            lams.append(lam0)
+        for lv in lams:
+            cand = evaluate(lv, np.asarray(S.T @ lv).ravel())  # w = S^T lambda: inside every slot by construction
+            cand["fixed"] = F
+            if best is None or cand["gap"] < best["gap"]:
+                best = cand
+    return best
 
 
 def check_kkt(
@@ -88,7 +153,10 @@ def check_kkt(
     solver
         ``"auto"`` (NNLS fast path for the smooth l2 dual, else CLARABEL),
         ``"nnls"`` (smooth l2 only), ``"clarabel"`` (falls back to OSQP),
-        ``"osqp"``.
+        ``"osqp"``.  At kinks the cvxpy solution is then polished
+        (selections fixed, snapped to interval ends within :data:`SNAP_TOL`,
+        plain dual re-solved by NNLS; kept when its gap is not larger) and
+        ``report.solver`` reads e.g. ``"clarabel+polish"``.
     second_order
         Also run the second-order check (:mod:`verifier.kkt.second_order`) at
         smooth KKT points with strict complementarity (l2 only).
@@ -156,11 +224,13 @@ def check_kkt(
     w = np.zeros(K)
     M = None
     G = None
+    C = DDt = None
     if norm == "l2":
         G = gram_from(fp, cons)
         if K:
             C = jacobian_times(fp, cons, D)
-            M = np.block([[G, C], [C.T, D @ D.T]])
+            DDt = D @ D.T
+            M = np.block([[G, C], [C.T, DDt]])
         else:
             M = G
         lam = None
@@ -194,18 +264,13 @@ def check_kkt(
         w = project(pieces.slots, lam, w)
     if smooth_l2:
         lam = refine(G, c, lam, tsq)
-    cand = [lam]
-    top = lam.max(initial=0.0)
-    if top > 0 and np.any((lam > 0) & (lam <= SUPPORT_RTOL * top)):
-        cl = np.where(lam > SUPPORT_RTOL * top, lam, 0.0)
-        cand.append(cl)
 
-    def evaluate(lv: np.ndarray) -> dict[str, Any]:
-        wv = project(pieces.slots, lv, w) if (pieces is not None and K) else w
+    def evaluate(lv: np.ndarray, wv: np.ndarray) -> dict[str, Any]:
+        wv = project(pieces.slots, lv, wv) if (pieces is not None and K) else wv
         v = weighted_gradient_from(fp, cons, lv)
         if K:
             v = v + D.T @ wv
-        out: dict[str, Any] = {"lam": lv, "w": wv, "v": v}
+        out: dict[str, Any] = {"lam": lv, "w": wv, "v": v, "fixed": None}
         out["delta"] = float(lv @ (qh - 1.0))
         if norm == "l2":
             z = np.concatenate([lv, wv])
@@ -218,10 +283,23 @@ def check_kkt(
         out["gap"] = 0.5 * tsq - out["dual"]
         return out
 
-    evs = [evaluate(lv) for lv in cand]
-    ev = evs[0]
-    if len(evs) > 1 and evs[1]["gap"] <= evs[0]["gap"] + 1e-12 * tsq:
-        ev = evs[1]  # prefer the cleaned multipliers unless they are materially worse
+    def cleaned(lv: np.ndarray) -> np.ndarray | None:
+        top = lv.max(initial=0.0)
+        if top > 0 and np.any((lv > 0) & (lv <= SUPPORT_RTOL * top)):
+            return np.where(lv > SUPPORT_RTOL * top, lv, 0.0)
+        return None
+
+    ev = evaluate(lam, w)
+    cl = cleaned(lam)
+    if cl is not None:
+        ev_cl = evaluate(cl, w)
+        if ev_cl["gap"] <= ev["gap"] + 1e-12 * tsq:
+            ev = ev_cl  # prefer the cleaned multipliers unless they are materially worse
+    if pieces is not None and K:
+        pol = _polish(ev, pieces, m, K, G, C, DDt, c, tsq, norm, evaluate, cleaned, warnings)
+        if pol is not None and pol["gap"] <= ev["gap"] + POLISH_GAP_RTOL * tsq:
+            ev = pol
+            use = use + "+polish"
     lam, w, v = ev["lam"], ev["w"], ev["v"]
 
     eps = _norms.subgradient_distance(v, theta_hat, norm)
@@ -258,7 +336,7 @@ def check_kkt(
     relaxation = "none"
     if pieces is not None and K:
         thr = 0.0
-        kink_sel = selections(pieces.slots, lam, w, cons, thr)
+        kink_sel = selections(pieces.slots, lam, w, cons, thr, fixed=ev["fixed"])
         used = [s for s in pieces.slots if lam[s.row] > thr]
         if used:
             nodes = {s.node for s in used}

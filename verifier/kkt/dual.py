@@ -23,6 +23,14 @@ problem* (LDP).  Two routes:
 
 Both are followed by :func:`refine`, a Newton step on the support that is
 kept only if it lowers the duality gap.
+
+At kinks the convex dual is solved by cvxpy only; an interior-point solver
+(CLARABEL) then stops strictly inside the selection intervals (``s ~ 1e-6``
+where the exact answer is an interval end).  The *polish* step of
+:func:`verifier.kkt.check.check_kkt` fixes the selections (snapped to the
+interval ends when close), so that the subgradients ``h_i`` are fixed
+vectors with Gram matrix :func:`fixed_gram`, and re-solves that plain dual
+with the NNLS fast path.
 """
 
 from __future__ import annotations
@@ -148,6 +156,25 @@ def refine(G: np.ndarray, c: np.ndarray, lam: np.ndarray, theta_sq: float, *, ro
             break
         S.add(j)
     return best
+
+
+def fixed_gram(G: np.ndarray, C: np.ndarray, DDt: np.ndarray, S: Any) -> np.ndarray:
+    """Gram matrix of the fixed subgradients ``H = J + S D`` (selections fixed).
+
+    ``G = J J^T`` (m x m), ``C = J D^T`` (m x K), ``DDt = D D^T`` (K x K) are
+    the blocks of the kinked Gram matrix and ``S`` (m x K, sparse or dense)
+    holds the fixed selections (:func:`verifier.kkt.kinks.selection_matrix`):
+    ``H H^T = G + C S^T + S C^T + S DDt S^T``.
+
+    >>> J = np.array([[1.0, 0.0], [0.0, 2.0]]); D = np.array([[1.0, 1.0]]); S = np.array([[0.5], [0.0]])
+    >>> H = J + S @ D
+    >>> np.allclose(fixed_gram(J @ J.T, J @ D.T, D @ D.T, S), H @ H.T)
+    True
+    """
+    SC = np.asarray(S @ C.T)  # (m, m): row r is sum_k S_rk <d_k, h_j>
+    SDS = np.asarray(S @ np.asarray(S @ DDt).T)
+    Gf = G + SC + SC.T + SDS
+    return 0.5 * (Gf + Gf.T)
 
 
 def solve_cvxpy(

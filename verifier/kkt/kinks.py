@@ -65,6 +65,7 @@ class Slot:
     sample: int = 0
     unit: tuple[int, ...] = ()
     s0: float = 0.0  # interval: default derivative
+    ends: tuple[float, float] = (0.0, 0.0)  # interval: the derivative interval [lo, hi] itself (absolute, exact)
     choices: list[Any] = field(default_factory=list)  # simplex: what each col selects
     units: list[tuple[str, tuple[int, ...], float]] = field(default_factory=list)  # vertex: (node, unit, s0)
 
@@ -208,7 +209,8 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                     probes_sample.append(i)
                     probes_coef.append(cons.coef[r])
                     probes_ov.append({node: ("deriv", flat, s0 + 1.0)})
-                    plan.append((Slot(r, "interval", [], lo - s0, hi - s0, node, i, k.unit, s0), [len(probes_ov) - 1]))
+                    plan.append((Slot(r, "interval", [], lo - s0, hi - s0, node, i, k.unit, s0, (lo, hi)),
+                                 [len(probes_ov) - 1]))
                 else:
                     ties, arg = _ties(fp, node, i, k.unit, kink_tol)
                     alts = [t for t in ties if t != arg]
@@ -361,8 +363,15 @@ def project(slots: list[Slot], lam: np.ndarray, w: np.ndarray) -> np.ndarray:
     return w
 
 
-def selections(slots: list[Slot], lam: np.ndarray, w: np.ndarray, cons: Constraints, thr: float) -> list[dict[str, Any]]:
-    """Human-readable kink selections ``s = t / lambda`` for rows with ``lambda > thr``."""
+def selections(slots: list[Slot], lam: np.ndarray, w: np.ndarray, cons: Constraints, thr: float,
+               fixed: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Human-readable kink selections ``s = t / lambda`` for rows with ``lambda > thr``.
+
+    With ``fixed`` (the per-column selections of :func:`fixed_selection`, as
+    used by the polish step) the selections are read from it instead of
+    ``w / lambda``, so that a selection snapped to an interval end is
+    reported as exactly that end.
+    """
     out: list[dict[str, Any]] = []
     for s in slots:
         lr = float(lam[s.row])
@@ -370,19 +379,102 @@ def selections(slots: list[Slot], lam: np.ndarray, w: np.ndarray, cons: Constrai
             continue
         base = {"row": s.row, "constraint": cons.label(s.row), "sample": s.sample}
         if s.kind == "interval":
-            out.append({**base, "node": s.node, "unit": list(s.unit), "s": s.s0 + float(w[s.cols[0]]) / lr,
-                        "interval": [s.s0 + s.lo, s.s0 + s.hi]})
+            if fixed is not None:
+                sv = _interval_value(s, float(fixed[s.cols[0]]))
+            else:
+                sv = _interval_value(s, float(w[s.cols[0]]) / lr)
+            out.append({**base, "node": s.node, "unit": list(s.unit), "s": sv, "interval": list(s.ends)})
         elif s.units and len(s.units) == 1 and not isinstance(s.choices[0] if s.choices else None, list):
             # max-pooling window: weight of each tied entry (flat index within the window)
             node, unit, arg = s.units[0]
-            frac = {int(c): float(w[col]) / lr for c, col in zip(s.choices, s.cols)}
+            frac = {int(c): (float(fixed[col]) if fixed is not None else float(w[col]) / lr)
+                    for c, col in zip(s.choices, s.cols)}
             frac[int(arg)] = 1.0 - sum(frac.values())
             out.append({**base, "node": node, "unit": list(unit), "s": frac})
         else:
             # vertex hull over several nodes: report the average derivative per unit
-            weights = np.array([float(w[c]) / lr for c in s.cols])
+            weights = np.array([float(fixed[c]) if fixed is not None else float(w[c]) / lr for c in s.cols])
             for u, (node, unit, s0) in enumerate(s.units):
                 vals = np.array([ch[u] for ch in s.choices], dtype=float)
                 out.append({**base, "node": node, "unit": list(unit),
                             "s": float((1.0 - weights.sum()) * s0 + weights @ vals), "hull": True})
     return out
+
+
+def _interval_value(slot: Slot, f: float) -> float:
+    """The absolute derivative ``s0 + f`` of an interval slot, exact at the interval ends."""
+    if f == slot.lo:
+        return float(slot.ends[0])
+    if f == slot.hi:
+        return float(slot.ends[1])
+    return slot.s0 + f
+
+
+def fixed_selection(slots: list[Slot], lam: np.ndarray, w: np.ndarray, K: int, *,
+                    snap_tol: float = 0.0) -> tuple[np.ndarray, int]:
+    """Per-column selections ``F`` read off a dual solution, optionally snapped to the ends.
+
+    The convex dual works with ``t = lambda * selection``; once ``lambda`` is
+    known the selections themselves are ``F = w / lambda``:
+
+    * interval column: the offset ``s - s0`` in ``[lo, hi]`` (relative to the
+      default derivative); within ``snap_tol * (hi - lo)`` of an end it is
+      set to that end exactly;
+    * simplex columns (max-pooling ties, vertex hull of several layers): the
+      weight of each alternative (the default choice gets ``1 - sum``); the
+      weights (default included) below ``snap_tol`` are set to 0 and the rest
+      renormalised to sum 1.
+
+    Rows with ``lambda = 0`` get the default selection (``F = 0``).  Every
+    ``F`` returned is a valid selection, so ``h_r(F)`` is a subgradient of
+    the row's margin (MATH.md section 5) whatever ``snap_tol`` is.  Returns
+    ``(F, number of values snapped)``.
+
+    >>> sl = [Slot(0, "interval", [0], lo=0.0, hi=1.0, s0=0.0, ends=(0.0, 1.0))]
+    >>> F, k = fixed_selection(sl, np.array([2.0]), np.array([5e-6]), 1, snap_tol=1e-4)
+    >>> F.tolist(), k
+    ([0.0], 1)
+    >>> fixed_selection(sl, np.array([2.0]), np.array([1.2]), 1, snap_tol=1e-4)[0].tolist()
+    [0.6]
+    """
+    F = np.zeros(K)
+    snapped = 0
+    for s in slots:
+        lr = float(lam[s.row])
+        if not lr > 0:
+            continue  # default selection (F = 0 is in every slot)
+        if s.kind == "interval":
+            (c,) = s.cols
+            f = min(max(float(w[c]) / lr, s.lo), s.hi)
+            width = s.hi - s.lo
+            if f != s.lo and f - s.lo <= snap_tol * width:
+                f, snapped = s.lo, snapped + 1
+            elif f != s.hi and s.hi - f <= snap_tol * width:
+                f, snapped = s.hi, snapped + 1
+            F[c] = f
+        else:
+            cs = s.cols
+            fr = np.maximum(np.asarray(w[cs], dtype=np.float64) / lr, 0.0)
+            tot = fr.sum()
+            if tot > 1.0:
+                fr = fr / tot
+            full = np.concatenate([[max(1.0 - fr.sum(), 0.0)], fr])  # default choice first
+            small = (full > 0) & (full < snap_tol)
+            if np.any(small):
+                snapped += int(small.sum())
+                full[small] = 0.0
+                full = full / full.sum()
+            F[cs] = full[1:]
+    return F, snapped
+
+
+def selection_matrix(slots: list[Slot], F: np.ndarray, m: int, K: int):
+    """Sparse ``S`` (m x K), ``S[row, col] = F[col]``: the fixed subgradients are ``[I, S] @ [J; D]``.
+
+    With the selections fixed the piece weights are ``w = S^T lambda``.
+    """
+    import scipy.sparse as sps
+
+    rows = [s.row for s in slots for _ in s.cols]
+    cols = [c for s in slots for c in s.cols]
+    return sps.csr_matrix((F[cols], (rows, cols)), shape=(m, K))

@@ -80,7 +80,10 @@ class KKTReport:
         ``"chain-rule"``.
     solver, infeasible_samples
         Which solver produced ``lambda`` (``"nnls"``, ``"clarabel"``,
-        ``"osqp"``); samples (and ``infeasible_constraints``: constraint
+        ``"osqp"``; at kinks ``"clarabel+polish"`` / ``"osqp+polish"`` when
+        the polish step -- selections fixed and snapped to the interval
+        ends, the plain dual re-solved by NNLS -- gave a gap that is not
+        larger, see :func:`verifier.kkt.check._polish`); samples (and ``infeasible_constraints``: constraint
         labels) whose margin is ``<= 0``.
     """
 
