@@ -11,70 +11,32 @@ elementwise activation node (``("deriv", D)`` with ``D`` shaped
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..numeric.data import Constraints
-from ..numeric.engine import ForwardPass, jacobian_from
-
-
-def _gather(ctx: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
-    return {k: (v if k.startswith("_") else v[rows]) for k, v in ctx.items()}
+from ..numeric.engine import ForwardPass, Override, jacobian_from
 
 
 def row_gradients(
     fp: ForwardPass,
     sample: np.ndarray,
     coef: np.ndarray | None,
-    overrides: dict[str, tuple[str, np.ndarray]] | None = None,
+    overrides: dict[str, Override] | None = None,
     seeds: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Gradients ``d <coef_r, Phi(x_{sample_r})> / d theta`` (rows x P), with kink overrides.
 
     With ``seeds`` (node -> ``(rows, *node_shape)``) the pass starts from those
-    node outputs instead of the network output (``coef`` is then ignored).
+    node outputs instead of the network output (``coef`` is then ignored).  The
+    engine's own backward loop does the work (:func:`verifier.numeric.engine.backward`).
     """
-    net = fp.net
     sample = np.asarray(sample, dtype=np.int64)
     R = sample.shape[0]
-    J = np.zeros((R, net.num_params))
-    if R == 0:
-        return J
-    overrides = overrides or {}
-    if seeds is not None:
-        grads: dict[str, np.ndarray] = {k: np.array(v, dtype=np.float64) for k, v in seeds.items()}
-    else:
-        grads = {net.output: np.array(coef, dtype=np.float64)}
-    for name in reversed(net.order):
-        g = grads.pop(name, None)
-        node = net.nodes[name]
-        if g is None or node.op == "input":
-            continue
-        ctx = _gather(fp.ctx[name], sample)
-        nps = {role: fp.params[p] for role, p in node.params.items()}
-        if node.params:
-            for role, arr in node.impl.param_grads(ctx, g, nps, node.attrs).items():
-                a, b = net.offsets[node.params[role]]
-                J[:, a:b] = arr.reshape(R, -1)
-        if not node.inputs:
-            continue
-        ov = overrides.get(name)
-        if ov is None:
-            gis = node.impl.vjp(ctx, g, nps, node.attrs)
-        elif ov[0] == "deriv":
-            gis = [g * ov[1]]
-        elif ov[0] == "arg":
-            ctx = dict(ctx)
-            ctx["arg"] = ov[1]
-            gis = node.impl.vjp(ctx, g, nps, node.attrs)
-        else:  # pragma: no cover - programming error
-            raise RuntimeError(ov[0])
-        for src, gi in zip(node.inputs, gis):
-            if net.nodes[src].op == "input":
-                continue
-            grads[src] = grads[src] + gi if src in grads else gi
-    return J
+    if coef is None:
+        coef = np.zeros((R, fp.net.num_outputs))
+    rows = Constraints(sample, np.asarray(coef, dtype=np.float64).reshape(R, -1), -np.ones(R, dtype=np.int64),
+                       int(fp.X.shape[0]))
+    return jacobian_from(fp, rows, overrides=overrides, seeds=seeds)
 
 
 def jacobian_times(fp: ForwardPass, cons: Constraints, D: np.ndarray, *, budget: int = 10_000_000) -> np.ndarray:

@@ -89,11 +89,39 @@ def _gather(ctx: dict[str, Any], rows: np.ndarray | None) -> dict[str, Any]:
 Sink = Callable[[str, Any, dict[str, Any], np.ndarray, dict[str, np.ndarray]], None]
 
 
-def backward(fp: ForwardPass, cons: Constraints, sink: Sink) -> None:
-    """Propagate ``dq_r/d(node)`` for all rows; call ``sink(name, node, ctx_rows, g, ps)`` at parameterised nodes."""
+#: A derivative override for one node, used to build Clarke / chain-rule subgradients at kinks:
+#: ``("deriv", D)`` replaces an elementwise activation's derivative by ``D`` (``(rows, *node_shape)``);
+#: ``("arg", A)`` replaces a max-pooling node's arg-max by ``A``.
+Override = tuple[str, np.ndarray]
+
+
+def _node_vjp(node, ctx: dict[str, Any], g: np.ndarray, nps: dict[str, np.ndarray], override: Override | None) -> list[np.ndarray]:
+    if override is None:
+        return node.impl.vjp(ctx, g, nps, node.attrs)
+    kind, value = override
+    if kind == "deriv":
+        return [g * value]
+    if kind == "arg":
+        return node.impl.vjp({**ctx, "arg": value}, g, nps, node.attrs)
+    raise ValueError(f"unknown derivative override {kind!r} at node {node.name!r}; use 'deriv' or 'arg'")
+
+
+def backward(fp: ForwardPass, cons: Constraints, sink: Sink, *, overrides: dict[str, Override] | None = None,
+             seeds: dict[str, np.ndarray] | None = None) -> None:
+    """Propagate ``dq_r/d(node)`` for all rows; call ``sink(name, node, ctx_rows, g, ps)`` at parameterised nodes.
+
+    ``overrides`` (node -> :data:`Override`) replace the default derivative convention at
+    kinks; ``seeds`` (node -> ``(rows, *node_shape)``) start the pass at those nodes'
+    outputs instead of at the network output (``cons.coef`` is then ignored, ``cons.sample``
+    still says which sample each row belongs to).
+    """
     net = fp.net
     rows = None if cons.one_per_sample else cons.sample
-    grads: dict[str, np.ndarray] = {net.output: cons.coef.copy()}
+    overrides = overrides or {}
+    if seeds is not None:
+        grads: dict[str, np.ndarray] = {k: np.array(v, dtype=np.float64) for k, v in seeds.items()}
+    else:
+        grads = {net.output: cons.coef.copy()}
     for name in reversed(net.order):
         g = grads.pop(name, None)
         node = net.nodes[name]
@@ -105,7 +133,7 @@ def backward(fp: ForwardPass, cons: Constraints, sink: Sink) -> None:
             sink(name, node, ctx, g, nps)
         if not node.inputs:
             continue
-        for src, gi in zip(node.inputs, node.impl.vjp(ctx, g, nps, node.attrs)):
+        for src, gi in zip(node.inputs, _node_vjp(node, ctx, g, nps, overrides.get(name))):
             if net.nodes[src].op == "input":
                 continue
             if src in grads:
@@ -114,8 +142,10 @@ def backward(fp: ForwardPass, cons: Constraints, sink: Sink) -> None:
                 grads[src] = gi
 
 
-def jacobian_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
-    """``J`` (m x P): row ``r`` is ``grad_theta q_r`` in the flat parameter order."""
+def jacobian_from(fp: ForwardPass, cons: Constraints, *, overrides: dict[str, Override] | None = None,
+                  seeds: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """``J`` (m x P): row ``r`` is ``grad_theta q_r`` in the flat parameter order (see :func:`backward`
+    for ``overrides`` and ``seeds``)."""
     net = fp.net
     J = np.zeros((cons.m, net.num_params))
 
@@ -124,7 +154,8 @@ def jacobian_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
             a, b = net.offsets[node.params[role]]
             J[:, a:b] = arr.reshape(cons.m, -1)
 
-    backward(fp, cons, sink)
+    if cons.m:
+        backward(fp, cons, sink, overrides=overrides, seeds=seeds)
     return J
 
 
