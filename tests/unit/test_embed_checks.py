@@ -249,3 +249,19 @@ def verifier_min_margin(net, params, X, y):
     import verifier as _v
 
     return float(_v.margins(net, params, X, y).min())
+
+
+def test_gradient_check_leaves_out_inputs_at_a_kink():
+    """A data point exactly on a kink: the gradient is set-valued there, so it is left out (and said so);
+    off the kink the identity is still checked on the remaining inputs."""
+    import numpy as _np
+
+    import verifier as _v
+
+    net = _v.mlp([2, 2, 1])
+    params = {"W1": _np.array([[0.1, -0.1], [0.7, 0.3]]), "W2": _np.array([[1.3, -0.9]])}
+    X = _np.array([[1.0, 1.0], [0.5, -2.0]])  # sample 0: neuron 0 pre-activation 0.1 - 0.1 = 0 exactly
+    emb = _v.neuron_split(net, params, layer=1, neuron=0, ratios=["1/3", "2/3", "2/3"])
+    rep = _v.check_embedding(emb, params, X, _np.array([1.0, -1.0]), checks=("gradient",), probes=4)
+    g = rep.checks["gradient"]
+    assert g.passed and "1 input(s) at a kink left out" in g.detail and "on 5 inputs" in g.detail
