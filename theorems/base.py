@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from verifier._json import jsonable
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
@@ -204,24 +206,7 @@ def _show(v: Any) -> str:
 
 
 def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(x, Fraction):
-        return str(x)
-    if x is None or isinstance(x, str):
-        return x
-    return str(x)
+    return jsonable(x, nonfinite="str")
 
 
 # -- checks and evidence ---------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .._json import jsonable
+
 from ..errors import VerifierError
 from . import check as C
 from .format import (FORMAT_NAME, FORMAT_VERSION, encode_labels, encode_rational, encode_tensor, sha256_file,
@@ -303,21 +305,7 @@ def _as_network(net: Any):
 
 
 def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(float(v)) else str(float(v))
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v.tolist()] if v.size <= 10000 else f"<array {list(v.shape)}>"
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Fraction):
-        return str(v)
-    if v is None or isinstance(v, (bool, int, str)):
-        return v
-    return str(v)
+    return jsonable(v, nonfinite="str", max_array=10000)
 
 
 def _statement(kind: str, claims: Mapping[str, Any]) -> str:

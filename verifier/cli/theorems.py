@@ -105,10 +105,10 @@ def _certify_sample(res) -> None:  # noqa: ANN001
 def _check(args: argparse.Namespace) -> int:
     t = _theorems().get(args.name)
     tols = _parse_tols(args.tol)
-    progress = None
-    if args.verbose:
-        def progress(k: int, ev) -> None:  # noqa: ANN001
-            print(f"  instance {k}: {ev.verdict} ({ev.seconds * 1e3:.0f} ms)", file=sys.stderr)
+    def report_instance(k: int, ev) -> None:  # noqa: ANN001
+        print(f"  instance {k}: {ev.verdict} ({ev.seconds * 1e3:.0f} ms)", file=sys.stderr)
+
+    progress = report_instance if args.verbose else None
     res = t.search(examples=args.examples, seed=args.seed, shrink_budget=args.shrink_budget, progress=progress,
                    keep=max(args.certify, 0), **tols)
     print(res.summary(profile=args.profile))

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
+from .._json import jsonable
 from ..errors import FormatError
 
 
 def _clean(v: Any) -> Any:
     """JSON-safe: non-finite floats become null (the JSON standard has no inf/nan)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
+    return jsonable(v)
 
 
 def _fmt(v: Any, spec: str = ".4g") -> str:

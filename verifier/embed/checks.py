@@ -30,6 +30,8 @@ from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+from .._json import jsonable
 import scipy.sparse as sps
 import sympy as sp
 
@@ -90,23 +92,7 @@ def _json_num(x: Any) -> Any:
 
 
 def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return _json_num(x)
-    if isinstance(x, sp.Basic):
-        return str(x)
-    if x is None or isinstance(x, str):
-        return x
-    return str(x)
+    return jsonable(x)
 
 
 class EmbeddingReport:

@@ -21,7 +21,7 @@ import networkx as nx
 import numpy as np
 import sympy as sp
 
-from ..errors import FormatError, GraphError, NotHomogeneousError, ParameterError, ShapeError
+from ..errors import FormatError, GraphError, ParameterError, ShapeError
 from ..ops import REGISTRY, get_op
 from ..ops.base import Op, Shape
 

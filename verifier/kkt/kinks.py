@@ -134,7 +134,8 @@ def _ancestors(net) -> dict[str, set[str]]:
 def _input_positions(net, node: str, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
     """Positions in a max-pooling node's input of the window entries ``entries`` of output ``unit``."""
     attrs = net.nodes[node].attrs
-    (kh, kw), (sh, sw) = attrs["kernel_size"], attrs["stride"]
+    kw = attrs["kernel_size"][1]
+    sh, sw = attrs["stride"]
     ch, a, b = unit
     return [(ch, a * sh + t // kw, b * sw + t % kw) for t in entries]
 

@@ -7,11 +7,12 @@ the margins when the verdict is ``"infeasible"``) are ``None``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+from .._json import jsonable
 
 #: Version of the ``to_dict`` layout; bump on incompatible changes.
 #: 1: first version (issue 3).
@@ -20,20 +21,7 @@ FORMAT_VERSION = 1
 
 def _json_safe(value: Any) -> Any:
     """numpy arrays / scalars -> lists / Python numbers; non-finite floats -> ``None``."""
-    if isinstance(value, np.ndarray):
-        return [_json_safe(v) for v in value.tolist()] if value.dtype.kind == "f" else value.tolist()
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+    return jsonable(value)
 
 
 @dataclass

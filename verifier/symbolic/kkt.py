@@ -819,7 +819,7 @@ def _lp_witness(free: list[sp.Symbol], full: dict, pending, test) -> dict | None
 
     from scipy.optimize import linprog
 
-    A_eq, b_eq, A_ub, b_ub, strict = [], [], [], [], []
+    A_eq, b_eq, A_ub, b_ub = [], [], [], []
     try:
         for kind, v, _ in pending:
             P = sp.Poly(v, *free)

@@ -157,12 +157,12 @@ class SplitIdentity:
     def __str__(self) -> str:
         lines = [f"split of neuron {self.neuron} of {self.node!r} ({self.activation}) into {self.m} copies, "
                  f"incoming {self.incoming}, outgoing {self.outgoing}, constraint {self.constraint}",
-                 f"  Phi~(T theta) - Phi(theta)            = "
+                 "  Phi~(T theta) - Phi(theta)            = "
                  + ("0" if self.function_holds else
                     ", ".join(str(_factor(d)) for d in self.function_difference) + "  (not 0 modulo the constraint)"),
                  f"  ||T theta||^2 - ||theta||^2           = {self.norm_residual}",
                  f"  T^T T - I                             = {'0' if self.isometry_residual.is_zero_matrix else self.isometry_residual.tolist()}",
-                 f"  grad Phi~(T theta) - T grad Phi(theta) = "
+                 "  grad Phi~(T theta) - T grad Phi(theta) = "
                  + ("0" if self.gradient_holds else
                     f"non-zero in {sum(r != 0 for r in self.gradient_residual)} of {len(self.gradient_residual)} "
                     f"entries, e.g. {_factor(next(r for r in self.gradient_residual if r != 0))}"),
