@@ -76,8 +76,21 @@ def _problem(widths, n, seed):
 def _torch_child(widths, n, seed, conn):
     net, params, X, y = _problem(widths, n, seed)
     G, t = _timed(lambda: torch_gram(net, params, X, y))
-    conn.send((G, t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    conn.send((G, t, _peak_rss_mib()))
     conn.close()
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory: VmHWM (reset at exec, unlike ru_maxrss, which a
+    spawned child inherits from its parent's fork on Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _in_subprocess(widths, n, seed):
