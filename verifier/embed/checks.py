@@ -377,11 +377,17 @@ def check_function(emb: Embedding, params: Any, X: Any, *, probes: int = 32, see
     return Check(False, fig, detail, tol=tol)
 
 
-def _output_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Rows ``(sample, output unit)``: ``grad_theta Phi_c(theta; x_i)`` (the engine's backward pass)."""
-    fp = run_forward(net, theta, X)
+def _output_jacobian(net, theta: np.ndarray, X: np.ndarray, *, fp: Any = None,
+                     samples: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``(sample, output unit)``: ``grad_theta Phi_c(theta; x_i)`` (the engine's backward pass).
+
+    ``fp`` reuses a forward pass of ``net`` at ``theta`` on ``X``; ``samples`` selects its rows.
+    """
+    if fp is None:
+        fp = run_forward(net, theta, X)
     n, C = fp.output.shape
-    cons = Constraints(np.repeat(np.arange(n), C), np.tile(np.eye(C), (n, 1)), -np.ones(n * C, dtype=np.int64), n)
+    idx = np.arange(n) if samples is None else np.asarray(samples, dtype=np.int64)
+    cons = Constraints(np.repeat(idx, C), np.tile(np.eye(C), (idx.size, 1)), -np.ones(idx.size * C, dtype=np.int64), n)
     return jacobian_from(fp, cons)
 
 
@@ -403,13 +409,13 @@ def check_gradient(emb: Embedding, params: Any, X: Any, *, probes: int = 32, see
     compared = 0
     for label, th in _points(emb, params, seed):
         fp = run_forward(emb.net, th, Xall)
-        kinked = {k.sample for k in kinks_from(fp, 0.0) + [k for k in _relative_kinks(fp, kink_tol)]}
+        kinked = {k.sample for k in kinks_from(fp, 0.0) + _relative_kinks(fp, kink_tol)}
         keep = np.array([i for i in range(Xall.shape[0]) if i not in kinked], dtype=np.int64)
         skipped = max(skipped, Xall.shape[0] - keep.size)
         if keep.size == 0:
             continue
         compared += 1
-        J = _output_jacobian(emb.net, th, Xall[keep])
+        J = _output_jacobian(emb.net, th, Xall, fp=fp, samples=keep)
         Jw = _output_jacobian(emb.wide_net, emb.apply(th), Xall[keep])
         TJ = np.asarray((emb.T @ J.T).T)
         scale = float(np.abs(J).max())

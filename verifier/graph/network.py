@@ -87,8 +87,8 @@ class Network:
                     )
                 self.graph.add_edge(src, node.name)
         self._validate_structure()
-        self.order: list[str] = list(nx.lexicographical_topological_sort(
-            self.graph, key=lambda n: list(self.nodes).index(n)))
+        position = {name: i for i, name in enumerate(self.nodes)}  # ties broken by the order given
+        self.order: list[str] = list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
         self.shapes: dict[str, Shape] = {}
         self.param_shapes: dict[str, Shape] = {}
         self.param_owner: dict[str, tuple[str, str]] = {}
