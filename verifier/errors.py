@@ -38,3 +38,7 @@ class NotHomogeneousError(VerifierError):
 
 class FormatError(VerifierError):
     """A file (JSON network, npz data, certificate) is malformed; the message names the field."""
+
+
+class ResourceError(VerifierError):
+    """A computation would need more memory (or other resources) than allowed; the message names the size and the knob."""
