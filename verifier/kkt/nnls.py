@@ -140,9 +140,33 @@ class _Chol:
         self.L[np.arange(k, kk), np.arange(k, kk)] = 1.0
         self.P = self.P[:k]
 
+    def remove(self, t: int) -> None:
+        """Delete position ``t`` of ``P``: drop row and column ``t`` of the factor and restore the trailing
+        block by a rank-one Cholesky update (``L33' L33'^T = L33 L33^T + l l^T``), ``O(k^2)``."""
+        k = self.k
+        L = self.L
+        ell = L[t + 1 : k, t].copy()
+        L[t : k - 1, :t] = L[t + 1 : k, :t]
+        block = L[t + 1 : k, t + 1 : k].copy(order="F")
+        _chol_update(block, ell)
+        L[t : k - 1, t : k - 1] = block
+        L[k - 1, :k] = 0.0
+        L[:k, k - 1] = 0.0
+        L[k - 1, k - 1] = 1.0
+        del self.P[t]
+
     def rebuild(self, P: list[int], dep_rtol: float) -> list[int]:
-        """Refactor for the ordered set ``P``: the common prefix with the current set is kept, the rest
-        is appended as a block (columns that became dependent are refused and returned)."""
+        """Refactor for the ordered set ``P``.  When ``P`` is the current set with some columns removed
+        (the inner loop), the factor is downdated; otherwise the common prefix is kept and the rest is
+        appended as a block.  Columns that became dependent are refused and returned."""
+        keep = set(P)
+        cur = set(self.P)
+        if len(keep) == len(P) and keep <= cur and [j for j in self.P if j in keep] == list(P):
+            for t in sorted((i for i, j in enumerate(self.P) if j not in keep), reverse=True):
+                self.remove(t)
+            d = np.diag(self.L)[: self.k] ** 2
+            if self.k == 0 or d.min() > dep_rtol * np.diag(self.M)[np.asarray(self.P)].max():
+                return []
         t = 0
         for a, c in zip(self.P, P):
             if a != c:
@@ -156,6 +180,20 @@ class _Chol:
         if self.k == 0:
             return np.zeros(0)
         return self._trsv(self._trsv(b[self.P], 0), 1)
+
+
+def _chol_update(L: np.ndarray, x: np.ndarray) -> None:
+    """In place: the lower Cholesky factor of ``L L^T + x x^T`` (the classical rotation sweep)."""
+    n = x.shape[0]
+    for k in range(n):
+        lkk = L[k, k]
+        r = float(np.hypot(lkk, x[k]))
+        c, s = r / lkk, x[k] / lkk
+        L[k, k] = r
+        if k + 1 < n:
+            col = (L[k + 1 :, k] + s * x[k + 1 :]) / c
+            x[k + 1 :] = c * x[k + 1 :] - s * col
+            L[k + 1 :, k] = col
 
 
 def nnls_gram(M: np.ndarray, b: np.ndarray, *, passive: np.ndarray | list[int] | None = None,
