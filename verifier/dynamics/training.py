@@ -227,10 +227,17 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
                             f"(log loss {log_loss!r})")
 
     def normalized(qmin: float, nrm: float) -> float | None:
-        return None if L is None or nrm == 0 else float(qmin / nrm ** L)
+        """``qmin / nrm^L`` in log space (``nrm^L`` alone overflows long before the ratio does)."""
+        if L is None or nrm == 0:
+            return None
+        if qmin == 0 or not math.isfinite(qmin):
+            return 0.0 if qmin == 0 else None
+        with np.errstate(over="ignore", under="ignore"):
+            return float(math.copysign(math.exp(math.log(abs(qmin)) - L * math.log(nrm)), qmin))
 
     def record(k: int) -> None:
-        nrm = float(np.linalg.norm(theta))
+        top = float(np.abs(theta).max(initial=0.0))
+        nrm = top * float(np.linalg.norm(theta / top)) if top > 0 else 0.0  # no overflow of sum theta_i^2
         qmin = float(q.min())
         entry: dict[str, Any] = {
             "step": k,
@@ -238,7 +245,7 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
             "log_loss": float(log_loss),
             "min_margin": qmin,
             "normalized_margin": normalized(qmin, nrm),
-            "smoothed_margin": (None if L is None or nrm == 0 else _smoothed(log_loss, loss_name) / nrm ** L),
+            "smoothed_margin": normalized(_smoothed(log_loss, loss_name), nrm),
             "norm": nrm,
             "step_size": last_step_size,
             "log_lr_loss": (math.log(last_step_size) - log_loss) if last_step_size > 0 else None,

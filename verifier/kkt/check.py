@@ -230,31 +230,48 @@ def check_kkt(
     if not L > 0:
         raise KKTError(f"the network has degree {deg}; the max-margin problem needs degree L > 0")
     say = progress or (lambda info: None)
-    B = Batched(net, params, X, y)  # parameters, inputs and labels validated once
-    cons = B.cons
+    B0 = Batched(net, params, X, y)  # parameters, inputs and labels validated once
+    cons = B0.cons
     m = cons.m
+    theta_in = net.flatten(B0.ps)
+    # Scale symmetries (docs/math.md, "Scale invariance"): Phi(c theta; x) = c^L Phi(theta; x) and, when the
+    # network is homogeneous of degree Lx in its input, Phi(theta; b x) = b^Lx Phi(theta; x).  The check runs at
+    # theta_0 = 2^-e theta and X' = 2^-f X (exact: powers of two), where nothing overflows or underflows; the
+    # normalised point of the given problem is theta_hat = a * theta_hat' with a = 2^(-f Lx / L).
+    top = float(np.abs(theta_in).max(initial=0.0))
+    e = int(np.frexp(top)[1]) if top > 0 else 0
+    f, a_exp = _data_exponent(net, B0.X, L)
+    B = B0.with_params(net.unflatten(np.ldexp(theta_in, -e)))
+    if f:
+        B = B.with_data(np.ldexp(B0.X, -f))
     theta = net.flatten(B.ps)
     say({"phase": "margins", "samples": B.n, "constraints": m})
     q = B.margins()
-    qmin = float(q.min())
+    qmin0 = float(q.min())
+    log2_factor = e * L + f * float(Lx_of(net) or 0)  # q(theta; X) = 2^log2_factor * q(theta_0; X')
+    qmin = _ldexp_float(qmin0, log2_factor)
     base = dict(norm=norm, tol=tol_f, kink_tol=kt, degree=deg_out, n_samples=int(cons.n),
                 n_constraints=int(m), num_params=int(net.num_params), min_margin=qmin)
     tn0 = _norms.primal(theta, norm)
-    scale = qmin ** (1.0 / L) if qmin > 0 else 0.0
-    if tn0 == 0 or qmin <= 0 or not (np.isfinite(scale) and scale > 0 and np.all(np.isfinite(theta / scale))):
-        bad = np.flatnonzero(q <= 0) if qmin <= 0 else np.flatnonzero(q <= qmin)
+    scale0 = qmin0 ** (1.0 / L) if qmin0 > 0 else 0.0
+    if tn0 == 0 or qmin0 <= 0 or not (np.isfinite(scale0) and scale0 > 0 and np.all(np.isfinite(theta / scale0))):
+        bad = np.flatnonzero(q <= 0) if qmin0 <= 0 else np.flatnonzero(q <= qmin0)
         warn = []
         if tn0 == 0:
             warn.append("all parameters are zero: every margin is 0")
-        elif qmin > 0:
+        elif qmin0 > 0:
             warn.append(f"smallest margin {qmin:.3g} is too close to 0 to normalise the point")
-        return KKTReport(verdict="infeasible", margins=q, infeasible_samples=sorted({int(cons.sample[r]) for r in bad}),
+        return KKTReport(verdict="infeasible", margins=_ldexp_array(q, log2_factor),
+                         infeasible_samples=sorted({int(cons.sample[r]) for r in bad}),
                          infeasible_constraints=[cons.label(int(r)) for r in bad], warnings=warn, **base)
 
     warnings: list[str] = []
-    theta_hat = theta / scale
+    if not np.isfinite(qmin) or qmin == 0:
+        warnings.append(f"the smallest margin at the given point is not representable in float64 "
+                        f"(2^{log2_factor:.0f} x {qmin0:.6g}); the check ran on the exactly rescaled point")
+    theta_hat = theta / scale0
     Bh = B.with_params(net.unflatten(theta_hat))
-    qh = q / qmin  # homogeneity: q(theta / qmin^(1/L)) = q(theta) / qmin, no second forward pass
+    qh = q / qmin0  # homogeneity: q(theta / qmin^(1/L)) = q(theta) / qmin, no second forward pass
     tn = _norms.primal(theta_hat, norm)
     tsq = tn * tn
     c = 1.0 + (L - 1.0) * qh
@@ -330,13 +347,18 @@ def check_kkt(
     delta_rel = delta * L / tsq
     verdict = "kkt" if (eps_rel <= tol_f and delta_rel <= tol_f) else "not_kkt"
 
+    # back to the given problem: theta_hat = a theta_hat', lambda = a^2 lambda', eps = a eps', delta = a^2 delta'
+    a1, a2 = (lambda v: _ldexp_float(v, a_exp)), (lambda v: _ldexp_float(v, 2 * a_exp))
+    scale = _ldexp_float(scale0, e - a_exp)
     report = KKTReport(
-        verdict=verdict, scale=float(scale), normalized_margin=float(1.0 / tn ** L), theta_norm=float(tn),
-        theta_hat=theta_hat, margins=qh, multipliers=lam, support=support, sum_multipliers=sum_l,
-        sum_multipliers_expected=float(expected), euler_residual=float(sum_l / expected - 1.0),
-        eps=float(eps), eps_rel=float(eps_rel), delta=float(delta), delta_rel=float(delta_rel), delta_max=delta_max,
-        gap=float(gap), dual_objective=float(sol.dual), fenchel_young=float(fy), identity_residual=float(resid),
-        identity_ok=ident_ok, eps_gram=eps_gram, eps_gram_clipped=clipped, kink_selections=sol.kink_selections,
+        verdict=verdict, scale=scale, normalized_margin=float(np.exp(-L * (np.log(tn) + a_exp * np.log(2.0)))),
+        theta_norm=a1(tn), theta_hat=_ldexp_array(theta_hat, a_exp), margins=qh,
+        multipliers=_ldexp_array(lam, 2 * a_exp), support=support, sum_multipliers=a2(sum_l),
+        sum_multipliers_expected=a2(float(expected)), euler_residual=float(sum_l / expected - 1.0),
+        eps=a1(eps), eps_rel=float(eps_rel), delta=a2(delta), delta_rel=float(delta_rel), delta_max=a2(delta_max),
+        gap=a2(gap), dual_objective=a2(sol.dual), fenchel_young=a2(fy), identity_residual=a2(resid),
+        identity_ok=ident_ok, eps_gram=None if eps_gram is None else a1(eps_gram), eps_gram_clipped=clipped,
+        kink_selections=sol.kink_selections,
         kinks_found=len(ks), relaxation=sol.relaxation, solver=sol.solver, warnings=warnings,
         working_set=ws_info.to_dict() if ws_info is not None else None, **base,
     )
@@ -360,6 +382,37 @@ def check_kkt(
                 fp_s, cons_s, lam_s, qh_s, theta_hat, L, support=np.flatnonzero(lam_s > SUPPORT_RTOL * lam.max(initial=0.0)),
                 active_tol=max(tol_f, 1e-9), kinked_samples=kinked_s)
     return report
+
+
+def Lx_of(net) -> Any:
+    """The network's degree in its input (``None`` when it is not homogeneous in ``x``)."""
+    from ..analysis.homogeneity import input_degree
+
+    return input_degree(net)
+
+
+def _data_exponent(net, X: np.ndarray, L: float) -> tuple[int, int]:
+    """``(f, a_exp)``: rescale the data by ``2^-f`` (``f = 0`` when the network is not homogeneous in ``x`` or
+    ``f Lx / L`` would not be an integer) so that its largest entry is of order 1; ``a_exp = -f Lx / L``."""
+    top = float(np.abs(X).max(initial=0.0))
+    Lx = Lx_of(net)
+    if top == 0 or Lx is None or not float(L).is_integer() or not float(Lx).is_integer() or float(Lx) <= 0:
+        return 0, 0
+    Li, Lxi = int(L), int(Lx)
+    step = Li // np.gcd(Li, Lxi)  # f must be a multiple of this for f * Lx / L to be an integer
+    f = step * int(round(np.frexp(top)[1] / step))
+    return f, -(f * Lxi) // Li
+
+
+def _ldexp_float(v: float, k: float) -> float:
+    """``v * 2^k`` (``k`` an integer), inf/0 when it leaves float64 (no exception)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.ldexp(float(v), int(k)))
+
+
+def _ldexp_array(v: np.ndarray, k: float) -> np.ndarray:
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(np.asarray(v, dtype=np.float64), int(k))
 
 
 def _check_memory_limit(memory_limit: Any) -> int:

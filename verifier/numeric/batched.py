@@ -75,6 +75,13 @@ class Batched:
         out.ps = ps
         return out
 
+    def with_data(self, Xa: np.ndarray) -> "Batched":
+        """The same labels at other (validated, same-shape) inputs."""
+        out = Batched.__new__(Batched)
+        out.__dict__.update(self.__dict__)
+        out.X = Xa
+        return out
+
     # -- chunks ---------------------------------------------------------------------------------
     def sample_chunks(self):
         for a in range(0, self.n, self.chunk):
