@@ -130,8 +130,9 @@ def run_ours(widths: list[int], n: int) -> dict:
     peak = _rss("VmHWM") - base
     t = time.perf_counter()
     check_kkt(net, p, X, y)
+    support = 0 if r.support is None else len(r.support)
     return {"time": dt, "time_repeat": time.perf_counter() - t, "peak_mb": peak, "eps": r.eps, "delta": r.delta,
-            "solver": r.solver, "support": len(r.support), "identity_residual": r.identity_residual}
+            "solver": r.solver, "support": support, "identity_residual": r.identity_residual}
 
 
 def _torch_model(widths, theta):
@@ -213,7 +214,7 @@ def run_fair(widths: list[int], n: int) -> dict:
     lam = cp.Variable(len(y), nonneg=True)
     prob = cp.Problem(cp.Maximize(c @ lam - 0.5 * cp.quad_form(lam, cp.psd_wrap(G))))
     prob.solve(solver=cp.CLARABEL, **CLARABEL_TOL)
-    lv = np.maximum(lam.value, 0.0)
+    lv = np.maximum(np.asarray(lam.value, dtype=np.float64), 0.0)
     eps = float(torch.linalg.vector_norm(torch.tensor(theta_hat) - J.T @ torch.tensor(lv)))
     delta = float(lv @ (qh - 1.0))
     t3 = time.perf_counter()
@@ -235,7 +236,7 @@ def run_pdim(widths: list[int], n: int) -> dict:
     obj = 0.5 * cp.sum_squares(theta_hat - J.T @ lam) + (qh - 1.0) @ lam
     prob = cp.Problem(cp.Minimize(obj))
     prob.solve(solver=cp.CLARABEL, **CLARABEL_TOL)
-    lv = np.maximum(lam.value, 0.0)
+    lv = np.maximum(np.asarray(lam.value, dtype=np.float64), 0.0)
     eps = float(np.linalg.norm(theta_hat - J.T @ lv))
     delta = float(lv @ (qh - 1.0))
     return {"time": time.perf_counter() - t0, "time_jacobian": t1 - t0, "peak_mb": _rss("VmHWM") - base,
