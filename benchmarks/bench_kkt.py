@@ -30,7 +30,8 @@ process (for ours it includes the homogeneity calculus of the network);
 ``repeat`` is a second call in the same process.
 
 Run (the machine should be otherwise idle; the load average is printed at the
-start and the end):
+start and the end; on a shared machine ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1``
+makes both numpy and torch single-threaded, which is steadier under load):
 
     python benchmarks/bench_kkt.py                 # the stated sizes, 3 runs each (~10 min)
     python benchmarks/bench_kkt.py --quick         # small sizes, 1 run (about a minute)
@@ -135,6 +136,14 @@ def run_ours(widths: list[int], n: int) -> dict:
             "solver": r.solver, "support": support, "identity_residual": r.identity_residual}
 
 
+def torch_threads() -> int:
+    """Threads for torch: ``OMP_NUM_THREADS`` if set (as numpy's BLAS reads ``OPENBLAS_NUM_THREADS``), else all CPUs."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _torch_model(widths, theta):
     import torch
 
@@ -160,7 +169,7 @@ def _torch_setup(widths, n):
     import torch
     from torch.func import functional_call, grad, vmap
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(torch_threads())
     net, p, X, y = make_problem(widths, n)
     theta = net.flatten(p)
     m0, p0, _ = _torch_model(widths, theta)
