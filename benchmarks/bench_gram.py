@@ -28,7 +28,8 @@ checked to agree.
         # whole-process timer such as ``/usr/bin/time -v``
 
 The load average is printed at the start and the end: run it on an otherwise
-idle machine.
+idle machine (on a shared one, ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1`` makes
+numpy and torch single-threaded, which is steadier under load).
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _traced_peak(fn) -> float:
 def _torch_child(widths, n, seed, conn):
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1)))
     net, params, X, y = _problem(widths, n, seed)
     G, t = _timed(lambda: torch_gram(net, params, X, y))
     conn.send((G, t, _peak_rss_mib()))
