@@ -122,6 +122,28 @@ def col2im(gc: np.ndarray, in_shape: tuple[int, ...], k, s, p) -> np.ndarray:
     return out[:, :, ph : ph + h, pw : pw + w]
 
 
+def patches(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int]) -> np.ndarray:
+    """The im2col matrix ``(n, Ho*Wo, C*kh*kw)`` (contiguous: one copy; every product on it is a GEMM)."""
+    cols = im2col(x, k, s, p)  # (n, C, kh, kw, Ho, Wo) view
+    n, c, kh, kw, ho, wo = cols.shape
+    return np.ascontiguousarray(cols.transpose(0, 4, 5, 1, 2, 3)).reshape(n, ho * wo, c * kh * kw)
+
+
+def patches_adjoint(gp: np.ndarray, in_shape: tuple[int, ...], k, s, p, hw: tuple[int, int]) -> np.ndarray:
+    """Adjoint of :func:`patches`: scatter-add ``(n, Ho*Wo, C*kh*kw)`` back to ``(n, C, H, W)``."""
+    n, c, h, w = in_shape
+    kh, kw = k
+    sh, sw = s
+    ph, pw = p
+    ho, wo = hw
+    g6 = gp.reshape(n, ho, wo, c, kh, kw)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += g6[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return out[:, :, ph : ph + h, pw : pw + w]
+
+
 @register
 class Conv2d(Op):
     """2-D convolution, weight ``(C_out, C_in, kh, kw)`` like ``torch.nn.Conv2d`` (no bias)."""
@@ -146,33 +168,46 @@ class Conv2d(Op):
     def degree(self, node, in_degs, param_degs, attrs, equal):
         return param_degs["weight"] + in_degs[0]
 
+    # Every product is a GEMM on the im2col matrix A (n, Ho*Wo, C*kh*kw) and W2 = weight as (C_out, C*kh*kw).
     def forward(self, xs, ps, attrs):
         x = xs[0]
         w = ps["weight"]
-        cols = im2col(x, attrs["kernel_size"], attrs["stride"], attrs["padding"])
-        z = np.einsum("ocij,ncijhw->nohw", w, cols, optimize=True)
-        return z, {"cols": cols, "_x_shape": x.shape}
+        A = patches(x, attrs["kernel_size"], attrs["stride"], attrs["padding"])
+        ho, wo = _conv_geometry("?", x.shape[1:], attrs)
+        z = (A @ w.reshape(w.shape[0], -1).T).transpose(0, 2, 1).reshape(x.shape[0], w.shape[0], ho, wo)
+        return z, {"A": A, "_x_shape": x.shape, "_hw": (ho, wo)}
+
+    @staticmethod
+    def _g(g: np.ndarray) -> np.ndarray:
+        """``(n, C_out, Ho, Wo) -> (n, C_out, Ho*Wo)``."""
+        return g.reshape(g.shape[0], g.shape[1], -1)
 
     def vjp(self, ctx, g, ps, attrs):
-        gc = np.einsum("ocij,nohw->ncijhw", ps["weight"], g, optimize=True)
+        w = ps["weight"]
+        gp = self._g(g).transpose(0, 2, 1) @ w.reshape(w.shape[0], -1)  # (n, Ho*Wo, C*kh*kw)
         shape = (g.shape[0], *ctx["_x_shape"][1:])
-        return [col2im(gc, shape, attrs["kernel_size"], attrs["stride"], attrs["padding"])]
+        return [patches_adjoint(gp, shape, attrs["kernel_size"], attrs["stride"], attrs["padding"], ctx["_hw"])]
 
     def jvp(self, ctx, dxs, dps, ps, attrs):
-        out = None
+        w = ps["weight"]
+        t = None
         if dxs[0] is not None:
-            cols = im2col(dxs[0], attrs["kernel_size"], attrs["stride"], attrs["padding"])
-            out = np.einsum("ocij,ncijhw->nohw", ps["weight"], cols, optimize=True)
+            t = patches(dxs[0], attrs["kernel_size"], attrs["stride"], attrs["padding"]) @ w.reshape(w.shape[0], -1).T
         if "weight" in dps:
-            t = np.einsum("ocij,ncijhw->nohw", dps["weight"], ctx["cols"], optimize=True)
-            out = t if out is None else out + t
-        return out
+            u = ctx["A"] @ dps["weight"].reshape(w.shape[0], -1).T
+            t = u if t is None else t + u
+        if t is None:
+            return None
+        n = t.shape[0]
+        return t.transpose(0, 2, 1).reshape(n, w.shape[0], *ctx["_hw"])
 
     def param_grads(self, ctx, g, ps, attrs):
-        return {"weight": np.einsum("nohw,ncijhw->nocij", g, ctx["cols"], optimize=True)}
+        return {"weight": (self._g(g) @ ctx["A"]).reshape(g.shape[0], *ps["weight"].shape)}
 
     def param_grad_sum(self, ctx, g, ps, attrs):
-        return {"weight": np.einsum("nohw,ncijhw->ocij", g, ctx["cols"], optimize=True)}
+        A = ctx["A"]
+        g2 = self._g(g)
+        return {"weight": (g2.transpose(1, 0, 2).reshape(g2.shape[1], -1) @ A.reshape(-1, A.shape[2])).reshape(ps["weight"].shape)}
 
     def sympy_forward(self, xs, ps, attrs, fns):
         x = xs[0]

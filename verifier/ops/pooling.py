@@ -38,9 +38,12 @@ class Pool(Op):
         return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
 
     def _windows(self, x, attrs):
-        win = im2col(x, attrs["kernel_size"], attrs["stride"], (0, 0))  # (n,C,kh,kw,Ho,Wo)
+        """Windows ``(n, C, kh*kw, Ho, Wo)``: a view of a contiguous ``(n, C, Ho, Wo, kh*kw)`` array, so that
+        reductions over the window run along the last (contiguous) axis."""
+        win = im2col(x, attrs["kernel_size"], attrs["stride"], (0, 0))  # (n,C,kh,kw,Ho,Wo) view
         n, c, kh, kw, ho, wo = win.shape
-        return win.reshape(n, c, kh * kw, ho, wo)
+        last = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, c, ho, wo, kh * kw)
+        return last.transpose(0, 1, 4, 2, 3)
 
     def _sym_windows(self, x, attrs):
         c, h, w = x.shape
@@ -64,8 +67,9 @@ class MaxPool2d(Pool):
 
     def forward(self, xs, ps, attrs):
         win = self._windows(xs[0], attrs)
-        arg = win.argmax(axis=2)
-        out = np.take_along_axis(win, arg[:, :, None], axis=2)[:, :, 0]
+        last = win.transpose(0, 1, 3, 4, 2)  # the contiguous (n, C, Ho, Wo, kk) layout
+        arg = last.argmax(axis=4)
+        out = np.take_along_axis(last, arg[..., None], axis=4)[..., 0]
         return out, {"arg": arg, "win": win, "_x_shape": xs[0].shape}
 
     def vjp(self, ctx, g, ps, attrs):
@@ -79,7 +83,8 @@ class MaxPool2d(Pool):
     def jvp(self, ctx, dxs, dps, ps, attrs):
         if dxs[0] is None:
             return None
-        return np.take_along_axis(self._windows(dxs[0], attrs), ctx["arg"][:, :, None], axis=2)[:, :, 0]
+        last = self._windows(dxs[0], attrs).transpose(0, 1, 3, 4, 2)
+        return np.take_along_axis(last, ctx["arg"][..., None], axis=4)[..., 0]
 
     def kinks(self, ctx, attrs, tol):
         win = ctx["win"]
