@@ -76,7 +76,9 @@ def _torch_load(path: Path, torch) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - pickle errors, zip errors, unsafe globals
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        if "Weights only load failed" in msg:
+            msg = "it holds pickled Python objects (a whole model saved with torch.save(model)?)"
         raise FormatError(
             f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True): {msg[:200]}; save the "
             "weights with torch.save(model.state_dict(), path) (a whole pickled model is not loaded: it would run "

@@ -12,7 +12,8 @@ monitor's data ``(X, y)``:
   (``min q / prod_l ||W_l||_F``, Lyu & Li's code), ``n_near_min`` (how many
   constraints have ``q <= (1 + near) min q``);
 * ``eps``, ``eps_rel``, ``delta``, ``delta_rel``, ``delta_max``, ``verdict``,
-  the support (constraint rows and samples) and the multipliers on it, from
+  the support (constraint rows ``support``, their ``multipliers``, the samples
+  ``support_samples`` and ``sample_multipliers``, the sum over a sample's rows), from
   :func:`verifier.check_kkt` (MATH.md sections 3-4);
 * ``layer_norms`` (``||W_l||_F`` per weight tensor), ``balancedness``
   (``||W_l||^2 - ||W_{l+1}||^2`` for consecutive weight tensors, conserved by
@@ -255,6 +256,11 @@ class KKTMonitor:
             entry["support_size"] = len(sup)
             entry["support_samples"] = sorted({int(self.problem.cons.sample[r]) for r in sup})
             entry["multipliers"] = [float(rep.multipliers[r]) for r in sup] if rep.multipliers is not None else []
+            per_sample: dict[str, float] = {}
+            for r, lam in zip(sup, entry["multipliers"]):  # a sample's weight: the sum over its constraint rows
+                key = str(int(self.problem.cons.sample[r]))
+                per_sample[key] = per_sample.get(key, 0.0) + lam
+            entry["sample_multipliers"] = per_sample
             if rep.verdict == "infeasible":
                 entry["n_infeasible"] = len(rep.infeasible_samples)
             self.last_report = rep
