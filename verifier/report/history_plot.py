@@ -82,7 +82,13 @@ def _reference(ax, steps: np.ndarray, values: np.ndarray) -> None:
 
 
 def history_png(history: Any, *, title: str | None = None) -> bytes | None:
-    """PNG bytes of the four panels (None when the history has none of the quantities)."""
+    """PNG bytes of the panels of :func:`history_figure` (None when the history has none of the quantities)."""
+    fig = history_figure(history, title=title)
+    return None if fig is None else _png(fig)
+
+
+def history_figure(history: Any, *, title: str | None = None) -> Any:
+    """A matplotlib ``Figure`` with up to four panels (``None`` when there is nothing to plot)."""
     require("matplotlib", "report")
     hist = load_history(history)
     if not all(isinstance(h, Mapping) and "step" in h for h in hist):
@@ -138,7 +144,7 @@ def history_png(history: Any, *, title: str | None = None) -> bytes | None:
             ax.set_title("log(loss)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return fig
 
 
 def image_shape(X: np.ndarray, shape: Sequence[int] | None = None) -> tuple[int, ...] | None:
@@ -228,4 +234,4 @@ def plot_history(history: Any, out: str | Path, *, X: Any = None, y: Any = None,
     return written
 
 
-__all__ = ["MAX_IMAGES", "history_png", "image_shape", "plot_history", "support_png"]
+__all__ = ["MAX_IMAGES", "history_figure", "history_png", "image_shape", "plot_history", "support_png"]
