@@ -115,6 +115,9 @@ def history_figure(history: Any, *, title: str | None = None) -> Any:
     for j, kind in enumerate(panels):
         ax = fig.add_subplot(rows, cols, j + 1)
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (3x10^2, 4x10^2) overlap
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         if kind == "kkt":
