@@ -128,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
          "--data", str(out / "digits.npz")])
     print(f"\n$ verifier plot {out / 'history.json'} --out {out / 'history.png'} --data {out / 'digits.npz'}")
     cli(["plot", str(out / "history.json"), "--out", str(out / "history.png"), "--data", str(out / "digits.npz")])
-    first = next(e for e in mon.history if e.get("eps_rel") is not None)
-    last = mon.history[-1]
+    checked = [e for e in mon.history if e.get("eps_rel") is not None]
+    if len(checked) < 2:
+        print("\nthe data were not separated at two records (verdict infeasible): lower --lr or train longer")
+        return 1
+    first, last = checked[0], checked[-1]
     print(f"\ntrend: normalised margin {first['normalized_margin']:.4g} -> {last['normalized_margin']:.4g}, "
           f"eps_rel {first['eps_rel']:.3g} -> {last['eps_rel']:.3g}, delta_rel {first['delta_rel']:.3g} -> "
           f"{last['delta_rel']:.3g}, beta {first['beta']:.4f} -> {last['beta']:.4f}")

@@ -116,3 +116,28 @@ def test_monitor_history_plots_end_to_end(tmp_path):
     np.testing.assert_allclose(got[0], [s for s, _ in want])
     np.testing.assert_allclose(got[1], [v for _, v in want])
     assert plot_history(tmp_path / "h.json", tmp_path / "f.png") == [tmp_path / "f.png"]
+
+
+def test_digits_example_end_to_end(tmp_path, capsys):
+    """The example: torch training on digits, monitor, checkpoint CLI, plots (short run)."""
+    pytest.importorskip("torch", reason="the example trains in torch")
+    pytest.importorskip("sklearn", reason="the example needs scikit-learn's digits")
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "torch_digits_monitor.py"
+    spec = importlib.util.spec_from_file_location("torch_digits_monitor", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path), "--steps", "600", "--every", "300", "--ckpt-every", "300"]) == 0
+    out = capsys.readouterr().out
+    hist = json.loads((tmp_path / "history.json").read_text())["history"]
+    assert [e["step"] for e in hist] == [0, 300, 600]
+    assert sorted(p.name for p in (tmp_path / "ckpts").iterdir()) == ["ckpt_000300.pt", "ckpt_000600.pt"]
+    # the CLI rows agree with the monitor's records of the same steps
+    rows = [ln.split() for ln in out.splitlines() if ln.strip().startswith(("300 ", "600 "))]
+    assert [r[0] for r in rows] == ["300", "600"]
+    for r, e in zip(rows, hist[1:]):
+        assert r[2] == e["verdict"]
+        assert float(r[4]) == pytest.approx(e["eps_rel"], rel=1e-2)  # printed with 3 digits
+    assert (tmp_path / "history.png").stat().st_size > 0 and (tmp_path / "history-support.png").stat().st_size > 0
