@@ -102,7 +102,7 @@ def test_module_with_parameters_built_inside_forward_is_refused():
         def forward(self, x):
             return nn.Linear(3, 1, bias=False)(F.relu(self.fc(x)))
 
-    with pytest.raises(UnsupportedModelError, match=r"a Linear with parameters .* created inside forward.*__init__"):
+    with pytest.raises(UnsupportedModelError, match=r"a Linear with parameters .* created inside the forward of model Fresh.*__init__"):
         verifier.from_torch(Fresh(), torch.zeros(1, 4))
 
 
@@ -135,6 +135,20 @@ def test_torch_export_route_agrees_with_fx_route(model):
     assert net_fx.param_names == net_ex.param_names
 
 
+def test_data_dependent_control_flow_names_both_tracers():
+    class ValueBranch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 1, bias=False)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+    with pytest.raises(UnsupportedModelError, match=r"torch.fx cannot trace .*; torch.export cannot export the model "
+                                                     r"\(ValueBranch\) either: .*; supported: nn.Linear"):
+        verifier.from_torch(ValueBranch(), torch.ones(1, 3))
+
+
 def test_unknown_tracer_is_refused():
     with pytest.raises(UnsupportedModelError, match="tracer='jit' must be 'auto', 'fx' or 'export'"):
         verifier.from_torch(Nested(), torch.zeros(1, 1, 6, 6), tracer="jit")
@@ -164,7 +178,7 @@ def test_onnx_dynamo_exporter_round_trip(tmp_path):
     """torch's default exporter (``dynamo=True``) needs onnxscript, which the [onnx] extra installs."""
     pytest.importorskip("onnx", reason="the ONNX importer needs the [onnx] extra")
     pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (the [onnx] extra)")
-    model = Nested().double()
+    model = Nested().double().eval()
     path = tmp_path / "nested.onnx"
     torch.onnx.export(model, (torch.zeros(2, 1, 6, 6, dtype=torch.float64),), str(path), dynamo=True,
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)

@@ -113,9 +113,12 @@ def _trace(model, torch):
             except NameError:  # a module built inside forward, e.g. nn.Flatten()(x)
                 if any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
                     self.failed_at = self.failed_at or ("", type(m).__name__)
+                    where = (f"module {self.stack[-1][0]!r} ({self.stack[-1][1]})" if self.stack
+                             else f"model {type(self.root).__name__}")
                     raise _FreshModuleError(
-                        f"a {type(m).__name__} with parameters or buffers is created inside forward (its weights "
-                        "are new on every call); create it in __init__ so that it is registered on the model"
+                        f"a {type(m).__name__} with parameters or buffers is created inside the forward of {where} "
+                        "(its weights are new on every call); create it in __init__ so that it is registered on "
+                        "the model"
                     ) from None
                 return forward(*args, **kwargs)  # parameter-free: trace through its forward (F.relu, flatten, ...)
             self.stack.append((path, type(m).__name__))
