@@ -23,11 +23,23 @@ torch                                      network IR
 ``nn.Identity``, ``nn.Dropout`` (eval)     nothing (the input is passed through)
 =========================================  ===========================================
 
+Parameter-free modules built inside ``forward`` (``nn.Flatten()(x)``, ``nn.ReLU()(x)``)
+are traced through their ``forward``; one with parameters is refused (its
+weights would be new on every call).  ``nn.Sequential`` may nest to any depth
+(node names are the full module paths, ``"head.2.0"``).
+
+Tracing: ``torch.fx`` first; where fx cannot trace the forward (a Python ``if``
+on a shape, ...), ``torch.export`` (non-strict, batch dimension dynamic) gives
+a graph of aten ops (``aten.linear``, ``aten.conv2d``, ``aten.relu``,
+``aten.view``/``reshape`` with ``sym_size``, ...) that the same importer maps,
+naming nodes by the module path recorded in ``nn_module_stack``.
+``from_torch(..., tracer="fx" | "export")`` forces one route.
+
 Refused with a one-line error: BatchNorm and other normalisation layers,
 Dropout in train mode, attention, weight sharing (a parametrised module called
 twice or a tensor registered under two names), several model inputs, tuple
-outputs, and ``forward`` code ``torch.fx`` cannot trace (data-dependent
-``if``/``for``).  Sigmoid/Tanh are *imported* (the IR has these ops, so the
+outputs, and ``forward`` code neither ``torch.fx`` nor ``torch.export`` can trace
+(``if``/``for`` on tensor *values*).  Sigmoid/Tanh are *imported* (the IR has these ops, so the
 network can still be evaluated) and the calculus names them when homogeneity is
 asked for -- e.g. by :meth:`Network.degree` or the KKT check.
 
