@@ -199,7 +199,9 @@ def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, sch
                     adam: Any, damp: float, halvings: int, exponent: float,
                     loss_name: str) -> tuple[np.ndarray, float, int, float]:
     """One step on the batch ``sub``; returns ``(theta, damp, halvings, step size)``."""
-    log_b, g_b, _ = sub.evaluate(theta)
+    log_b, g_opt, _ = sub.evaluate(theta)
+    assert g_opt is not None
+    g_b: np.ndarray = g_opt
     if not (math.isfinite(log_b) and np.all(np.isfinite(g_b))):
         raise TrainingError(f"step {k}: the batch loss or its gradient is not finite (log loss {log_b!r}); "
                             f"lower lr={lr!r}")
@@ -207,7 +209,7 @@ def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, sch
         if log_b > _LOG_MAX:
             raise TrainingError(f"step {k}: the batch {loss_name} loss exp({log_b:.6g}) overflows float64; "
                                 f"lower lr={lr!r} or use schedule='adaptive'")
-        grad = math.exp(log_b) * g_b
+        grad: np.ndarray = math.exp(log_b) * g_b
         d = adam.direction(grad) if adam is not None else steepest_direction(grad, method)
         cand, size = theta - lr * d, lr * math.exp(log_b)
     elif adam is not None:
@@ -282,8 +284,9 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or not 1 <= batch_size):
         raise TrainingError(f"batch_size={batch_size!r} must be None (full batch) or an integer >= 1")
-    minibatch = batch_size is not None and int(batch_size) < n_samples
-    batches = _Batches(prob, int(batch_size), seed) if minibatch else None
+    bs = None if batch_size is None else int(batch_size)
+    minibatch = bs is not None and bs < n_samples
+    batches = _Batches(prob, bs, seed) if bs is not None and minibatch else None
     try:
         degree = net.degree()
         L: float | None = float(degree)
@@ -418,7 +421,7 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
     config = {"loss": loss_name, "method": method, "schedule": schedule, "lr": lr, "steps": steps,
               "degree": None if degree is None else str(degree), "num_params": int(theta.size),
               "kkt": dict(kkt_opts) if kkt_when.active else None,
-              "batch_size": int(batch_size) if minibatch else None, "seed": int(seed)}
+              "batch_size": bs if minibatch else None, "seed": int(seed)}
     return TrainResult(net.unflatten(theta), theta.copy(), history, checkpoints, config)
 
 

@@ -194,11 +194,11 @@ def check_checkpoints(model: Any, paths: Iterable[str | Path], X: Any, y: Any, *
     from ..kkt import check_kkt
     from .monitor import read_params
 
-    paths = [Path(p) for p in paths]
+    files = [Path(p) for p in paths]
     Xa = np.asarray(X, dtype=np.float64)
     rows: list[CheckpointRow] = []
     net = None
-    for p in paths:
+    for p in files:
         t0 = time.perf_counter()
         sd, step = load_state_dict(p, model)
         try:

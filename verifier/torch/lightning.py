@@ -40,7 +40,7 @@ def make_callback(X: Any, y: Any, **kwargs: Any) -> Any:
     except ImportError:  # pragma: no cover - the standalone package
         pl = require("pytorch_lightning", "lightning")
 
-    class KKTCallback(pl.Callback):
+    class KKTCallback(pl.Callback):  # type: ignore[name-defined,misc]
         """Records :class:`KKTMonitor` entries at ``trainer.global_step`` (every ``every`` optimizer steps)."""
 
         def __init__(self) -> None:
