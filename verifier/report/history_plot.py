@@ -141,6 +141,9 @@ def history_figure(history: Any, *, title: str | None = None) -> Any:
             ax.legend(fontsize=7)
         elif kind == "support":
             ax.plot(sup_s, sup_v, marker=".", lw=1.2, drawstyle="steps-post", color="#ff7f0e")
+            from matplotlib.ticker import MaxNLocator
+
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title("support size (constraints with lambda > 0)", fontsize=9)
         else:
             ax.plot(ll_s, ll_v, lw=1.2, color="#444444")
