@@ -75,3 +75,25 @@ def test_bad_batch_size_is_named(bad):
     X, y = linearly_separable(6, 2, margin=0.1, seed=0)
     with pytest.raises(TrainingError, match=r"batch_size=.* must be None \(full batch\) or an integer >= 1"):
         verifier.train(verifier.mlp([2, 1], activation="identity"), None, X, y, steps=2, batch_size=bad)
+
+
+def test_cli_batch_size_is_passed_through(tmp_path, capsys):
+    from verifier.cli import main
+    from verifier.io import load_params, save_data
+
+    X, y = linearly_separable(10, 3, margin=0.1, seed=2)
+    net = verifier.mlp([3, 1], activation="identity")
+    net.to_json(tmp_path / "net.json")
+    save_data(tmp_path / "d.npz", X, y)
+    np.savez(tmp_path / "init.npz", W1=np.array([[0.3, -0.2, 0.1]]))
+    assert main(["train", "--net", str(tmp_path / "net.json"), "--data", str(tmp_path / "d.npz"), "--init",
+                 str(tmp_path / "init.npz"), "--schedule", "constant", "--lr", "0.05", "--steps", "23",
+                 "--batch-size", "3", "--seed", "5", "--progress", "off", "--out", str(tmp_path / "p.npz")]) == 0
+    w = load_params(tmp_path / "p.npz", net)["W1"][0]
+    np.testing.assert_allclose(w, _oracle(np.array([0.3, -0.2, 0.1]), X, y, steps=23, lr=0.05, batch=3, seed=5),
+                               rtol=1e-12, atol=1e-14)
+    with pytest.raises(SystemExit) as ex:  # argparse: one line, exit status 2
+        main(["train", "--net", str(tmp_path / "net.json"), "--data", str(tmp_path / "d.npz"), "--batch-size", "0",
+              "--out", str(tmp_path / "q.npz")])
+    assert ex.value.code == 2
+    assert "'0' must be an integer >= 1" in capsys.readouterr().err
