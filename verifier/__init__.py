@@ -42,7 +42,8 @@ _LAZY = {
     "from_onnx": "verifier.importers",
     "to_torch_state_dict": "verifier.importers",
 }
-_SUBMODULES = ("symbolic", "strategies", "kkt", "dynamics", "embed", "importers", "certificates", "report", "io")
+_SUBMODULES = ("symbolic", "strategies", "kkt", "dynamics", "embed", "importers", "certificates", "report", "io",
+               "torch")  # verifier.torch: the PyTorch workflow (imports the real torch on first use)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch", reason="the oracles here use torch autograd (the [torch] extra)")
 
 import verifier
 from verifier.kkt import check_kkt

@@ -9,6 +9,7 @@ with numpy, and compare norms.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import verifier
 from verifier.kkt import check_kkt
@@ -53,7 +54,7 @@ def test_deep_linear_reduced_hessian_matches_torch_hessian():
     # three-layer linear network at a balanced factorisation of the SVM (a KKT point, degree 3):
     # the Lagrangian Hessian from torch.autograd.functional.hessian, projected on the critical subspace
     import scipy.linalg as sla
-    import torch
+    torch = pytest.importorskip("torch", reason="the oracle is torch.autograd (the [torch] extra)")
 
     from tests.unit.test_kkt_linear import balanced, separable, svm_primal
 

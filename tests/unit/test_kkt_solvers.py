@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch.func import functional_call, jacrev, vmap
+torch = pytest.importorskip("torch", reason="the oracle is the torch per-sample Jacobian (the [torch] extra)")
+from torch.func import functional_call, jacrev, vmap  # noqa: E402 (after the importorskip)
 
 import verifier
 from verifier.kkt import check_kkt

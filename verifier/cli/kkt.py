@@ -64,6 +64,13 @@ def _positive_float(text: str) -> float:
 def _kkt(args: argparse.Namespace) -> int:
     from ..kkt import check_kkt
 
+    if args.torch or args.checkpoint:  # a torch model and its checkpoints (verifier/cli/checkpoints.py)
+        from .checkpoints import torch_kkt
+
+        return torch_kkt(args)
+    from .checkpoints import require_net_params
+
+    require_net_params(args)
     net = load_network(args.net)
     params = load_params(args.params, net)
     X, y = load_data(args.data)
@@ -88,8 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Normalise the point to smallest margin 1, solve the tangent dual for multipliers and "
         "report (eps, delta). Exit status 0: kkt; 1: not_kkt or infeasible; 2: bad input.",
     )
-    p.add_argument("--net", required=True, help="network JSON file")
-    p.add_argument("--params", required=True, help="parameter .npz keyed by tensor name")
+    p.add_argument("--net", help="network JSON file")
+    p.add_argument("--params", help="parameter .npz keyed by tensor name")
+    p.add_argument("--torch", metavar="FILE.py:NAME", help="a torch model instead of --net/--params: the class "
+                   "(or factory) NAME in FILE.py, called without arguments; needs --checkpoint")
+    p.add_argument("--checkpoint", metavar="PATH|DIR|GLOB", help="with --torch: a state dict saved with torch.save, "
+                   "a folder of them or a glob; one row each")
+    p.add_argument("--csv", action="store_true", help="with --torch: print one CSV row per checkpoint")
     p.add_argument("--data", required=True, help="data .npz with arrays X and y")
     p.add_argument("--json", action="store_true", help="print the report as JSON (KKTReport.to_dict)")
     p.add_argument("--full", action="store_true", help="with --json: include theta_hat (the normalised parameters)")

@@ -37,7 +37,7 @@ def _train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = train(net, params, X, y, loss=args.loss, method=args.method, steps=args.steps, lr=args.lr,
                 schedule=args.schedule, kkt_every=args.kkt_every, progress=progress, seed=args.seed,
-                history_every=args.history_every)
+                history_every=args.history_every, batch_size=args.batch_size)
     elapsed = time.perf_counter() - t0
     save_params(out, res.params)
     if args.history:
@@ -92,6 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the history every N steps (default: about 100 entries)")
     p.add_argument("--kkt-every", type=_positive_int, default=None,
                    help="run the KKT check every N steps and record (eps, delta)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="minibatch size (default: full batch); each epoch in a random order from --seed")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
     p.set_defaults(handler=_train)

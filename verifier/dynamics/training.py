@@ -155,8 +155,13 @@ class _Progress:
             self.stream.flush()
 
 
-def _smoothed(log_loss: float, loss: str) -> float:
-    """``log(1/ell)`` (exp) or ``log(1/(exp(ell) - 1))`` (logistic) from ``log(ell)``."""
+def smoothed_margin(log_loss: float, loss: str) -> float:
+    """``log(1/ell)`` (exp) or ``log(1/(exp(ell) - 1))`` (logistic) from ``log(ell)``: Lyu & Li's smoothed
+    margin times ``||theta||^L`` (divide by ``||theta||^L`` for the normalised version).
+
+    >>> smoothed_margin(-5.0, "exp"), abs(smoothed_margin(math.log(math.log(2)), "logistic")) < 1e-12
+    (5.0, True)
+    """
     if loss == "exp":
         return -log_loss
     if log_loss > _LOG_MAX:
@@ -167,13 +172,78 @@ def _smoothed(log_loss: float, loss: str) -> float:
     return -math.log(math.expm1(ell)) if ell > 0 else -log_loss
 
 
+class _Batches:
+    """Minibatches of a :class:`Problem`: a fresh random order each epoch (``numpy`` generator from ``seed``)."""
+
+    def __init__(self, prob: Problem, size: int, seed: int) -> None:
+        self.prob, self.size = prob, size
+        self.rng = np.random.default_rng(int(seed))
+        self.order = self.rng.permutation(prob.X.shape[0])
+        self.pos = 0
+
+    def next(self) -> Problem:
+        from ..numeric import constraints
+
+        if self.pos >= len(self.order):
+            self.order, self.pos = self.rng.permutation(len(self.order)), 0
+        idx = self.order[self.pos:self.pos + self.size]
+        self.pos += self.size
+        sub = Problem.__new__(Problem)  # already validated: slice, no second check
+        sub.net, sub.loss = self.prob.net, self.prob.loss
+        sub.X, sub.y = self.prob.X[idx], self.prob.y[idx]
+        sub.cons = constraints(self.prob.net, sub.y)
+        return sub
+
+
+def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, schedule: str, lr: float,
+                    adam: Any, damp: float, halvings: int, exponent: float,
+                    loss_name: str) -> tuple[np.ndarray, float, int, float]:
+    """One step on the batch ``sub``; returns ``(theta, damp, halvings, step size)``."""
+    log_b, g_opt, _ = sub.evaluate(theta)
+    assert g_opt is not None
+    g_b: np.ndarray = g_opt
+    if not (math.isfinite(log_b) and np.all(np.isfinite(g_b))):
+        raise TrainingError(f"step {k}: the batch loss or its gradient is not finite (log loss {log_b!r}); "
+                            f"lower lr={lr!r}")
+    if schedule == "constant":
+        if log_b > _LOG_MAX:
+            raise TrainingError(f"step {k}: the batch {loss_name} loss exp({log_b:.6g}) overflows float64; "
+                                f"lower lr={lr!r} or use schedule='adaptive'")
+        grad: np.ndarray = math.exp(log_b) * g_b
+        d = adam.direction(grad) if adam is not None else steepest_direction(grad, method)
+        cand, size = theta - lr * d, lr * math.exp(log_b)
+    elif adam is not None:
+        cand, size = theta - lr * adam.direction(g_b), lr
+    else:
+        d = steepest_direction(g_b, method)
+        dn2 = float(g_b @ d)
+        base = lr / max(1.0, -log_b) ** exponent
+        for _ in range(MAX_HALVINGS):
+            size = base * damp
+            cand = theta - size * d
+            if np.all(np.isfinite(cand)):
+                new = sub.evaluate(cand, grad=False)[0]
+                if math.isfinite(new) and new <= log_b + math.log1p(-min(ARMIJO * size * dn2, 0.5)):
+                    break
+            damp /= 2
+            halvings += 1
+        else:
+            raise TrainingError(f"step {k}: no step down to {base * damp:.3g} decreases the batch's {loss_name} "
+                                "loss; the iterate may sit at a kink -- try another seed or schedule='constant'")
+        damp = min(1.0, damp * DAMPING_GROWTH)
+    if not np.all(np.isfinite(cand)):
+        raise TrainingError(f"step {k}: the iterate is not finite; lower lr={lr!r}")
+    return cand, damp, halvings, size
+
+
 def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *, loss: str = "exp",
           method: str = "gd", steps: int = 1000, lr: float = 0.1, schedule: str = "adaptive",
           kkt_every: int | Iterable[int] | None = None, checkpoint_every: int | Iterable[int] | None = None,
           progress: bool | None = None, seed: int = 0, history_every: int | Iterable[int] | None = None,
           kkt_options: Mapping[str, Any] | None = None,
-          callback: Callable[[int, np.ndarray, dict[str, Any]], None] | None = None) -> TrainResult:
-    """Train ``net`` full-batch in float64 from ``params`` (``None``: ``net.init_params(seed)``).
+          callback: Callable[[int, np.ndarray, dict[str, Any]], None] | None = None,
+          batch_size: int | None = None) -> TrainResult:
+    """Train ``net`` in float64 from ``params`` (``None``: ``net.init_params(seed)``), full-batch by default.
 
     ``loss``: ``"exp"`` or ``"logistic"``; ``method``: ``"gd"``, ``"sign"``, ``"coordinate"``,
     ``"adam"``; ``schedule``: ``"adaptive"`` (loss-adaptive step with a line search, see the
@@ -184,6 +254,15 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
     steps (default: about 100 entries).  Each of the three also takes a list of step numbers.
     ``progress``: ``None`` shows a bar when stderr is a terminal.  ``callback(step, theta, entry)``
     is called at every recorded step.
+
+    ``batch_size=B`` trains with minibatches instead (stochastic steps, as researchers train): each
+    epoch visits the samples in a random order drawn from ``seed`` (the same seed as the
+    initialisation), in batches of ``B`` (the last one smaller); one step is one batch.  The step
+    uses the batch's loss (summed over the batch, the same form as the full loss): ``"constant"``
+    takes ``lr`` times the method's direction of its gradient; ``"adaptive"`` takes the nominal
+    step of the batch's loss with the Armijo line search on the batch (a stochastic line search);
+    Adam runs on the batch's ``grad log(ell)``.  The history (loss, margins, KKT) is always
+    measured on the full data, at the recorded steps only.
     Raises :class:`~verifier.dynamics.TrainingError` for bad arguments and, naming the step,
     when the iterate or the loss becomes non-finite.
     """
@@ -201,6 +280,13 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TrainingError(f"seed={seed!r} must be an integer")
     prob = Problem(net, X, y, loss)
+    n_samples = prob.X.shape[0]
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or not 1 <= batch_size):
+        raise TrainingError(f"batch_size={batch_size!r} must be None (full batch) or an integer >= 1")
+    bs = None if batch_size is None else int(batch_size)
+    minibatch = bs is not None and bs < n_samples
+    batches = _Batches(prob, bs, seed) if bs is not None and minibatch else None
     try:
         degree = net.degree()
         L: float | None = float(degree)
@@ -245,7 +331,7 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
             "log_loss": float(log_loss),
             "min_margin": qmin,
             "normalized_margin": normalized(qmin, nrm),
-            "smoothed_margin": normalized(_smoothed(log_loss, loss_name), nrm),
+            "smoothed_margin": normalized(smoothed_margin(log_loss, loss_name), nrm),
             "norm": nrm,
             "step_size": last_step_size,
             "log_lr_loss": (math.log(last_step_size) - log_loss) if last_step_size > 0 else None,
@@ -277,6 +363,17 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
     record(0)
     try:
         for k in range(1, steps + 1):
+            if batches is not None:
+                theta, damp, halvings, last_step_size = _minibatch_step(
+                    batches.next(), theta, k, method=method, schedule=schedule, lr=lr, adam=adam, damp=damp,
+                    halvings=halvings, exponent=exponent, loss_name=loss_name)
+                if due(k) or k == steps:
+                    log_loss, g, q = prob.evaluate(theta)
+                    if not math.isfinite(log_loss):
+                        raise TrainingError(f"step {k}: the full {loss_name} loss is not finite; lower lr={lr!r}")
+                    record(k)
+                bar.update(k, log_loss, history[-1]["normalized_margin"] if history else None, force=(k == steps))
+                continue
             if schedule == "constant":
                 if log_loss > _LOG_MAX:
                     raise TrainingError(f"step {k}: the {loss_name} loss exp({log_loss:.6g}) overflows float64; "
@@ -330,8 +427,9 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
         bar.close()
     config = {"loss": loss_name, "method": method, "schedule": schedule, "lr": lr, "steps": steps,
               "degree": None if degree is None else str(degree), "num_params": int(theta.size),
-              "kkt": dict(kkt_opts) if kkt_when.active else None}
+              "kkt": dict(kkt_opts) if kkt_when.active else None,
+              "batch_size": bs if minibatch else None, "seed": int(seed)}
     return TrainResult(net.unflatten(theta), theta.copy(), history, checkpoints, config)
 
 
-__all__ = ["SCHEDULES", "TrainResult", "train"]
+__all__ = ["SCHEDULES", "TrainResult", "smoothed_margin", "train"]

@@ -22,9 +22,12 @@ symmetric ``pads``)
 =====================================  =================================================
 
 Parameter names are the initializer names (``"0.weight"`` after
-``torch.onnx.export``; note that torch's exporter stores a bias-free ``Linear``
-as ``MatMul`` with a new, transposed initializer such as ``"onnx::MatMul_8"``:
-the weight is transposed back to torch's ``(out, in)`` layout, the name stays).
+``torch.onnx.export``).  Torch's exporter stores a bias-free ``Linear`` as
+``MatMul`` with a new, transposed initializer named like ``"onnx::MatMul_8"``
+(or ``"val_3"``): the weight is transposed back to torch's ``(out, in)`` layout
+and such generated names are replaced by a readable one made from the node's
+module path -- node ``/fc1/MatMul`` gives ``"fc1.weight"``, a bias added by
+``/fc1/Add`` gives ``"fc1.bias"`` -- which is torch's own name for the tensor.
 Float attributes (``LeakyRelu.alpha``) are stored as float32 in ONNX; they are
 read back as the shortest decimal that rounds to the same float32 (``0.1``,
 not ``0.10000000149``), which is what the exporting code wrote.
@@ -48,6 +51,7 @@ evaluator (``onnx.reference``, run in float64) on a fixed random batch.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -99,6 +103,23 @@ def _load(model: Any, onnx) -> tuple[Any, str]:
             "expected a file written by onnx.save or torch.onnx.export"
         )
     return mp, source
+
+
+def _is_readable(name: str) -> bool:
+    """False for the exporter's generated initializer names (``onnx::MatMul_23``, ``val_4``)."""
+    return bool(name) and "::" not in name and not re.fullmatch(r"_?val_\d+", name)
+
+
+def _readable_name(node_name: str, op: str, i: int, role: str, taken: set[str]) -> str:
+    """``/fc1/MatMul`` -> ``fc1.weight`` (torch's module path, as ``torch.onnx.export`` writes node names)."""
+    parts = [p for p in (node_name or "").strip("/").split("/") if p]
+    # legacy exporter scopes hold full paths (/features/features.3/Conv): the last scope is the module
+    base = parts[-2] if len(parts) > 1 else (parts[0] if parts else f"{op}_{i}")
+    name, k = f"{base}.{role}", 1
+    while name in taken:
+        name = f"{base}.{role}_{k}"
+        k += 1
+    return name
 
 
 def _attrs(node, onnx) -> dict[str, Any]:
@@ -166,6 +187,7 @@ def from_onnx(model: Any, *, input_shape: Sequence[int] | None = None, check: bo
     b = Builder()
     env: dict[str, str] = {xin.name: b.add(xin.name, "input", shape=shape)}
     used_names: set[str] = set()
+    taken = {init.name for init in g.initializer if _is_readable(init.name)}  # parameter names in use
     # Shape arithmetic of ``x.view(x.size(0), -1)`` (Shape -> Gather -> Unsqueeze -> Concat -> Reshape):
     # tensor name -> list of entries, each an int or "N" (the batch size); scalars are 0-d lists.
     sym: dict[str, tuple[bool, list[Any]]] = {}
@@ -200,11 +222,13 @@ def from_onnx(model: Any, *, input_shape: Sequence[int] | None = None, check: bo
                 if extra and (any(extra in n2.input for n2 in g.node) or extra in [o.name for o in g.output]):
                     raise UnsupportedModelError(f"{where}: its second output {extra!r} is used; only the first is supported")
 
-        def param(c: _Const, value: np.ndarray) -> tuple[str, np.ndarray]:
+        def param(c: _Const, value: np.ndarray, role: str = "weight") -> tuple[str, np.ndarray]:
             if c.name in used_names:
                 raise UnsupportedModelError(f"{where}: initializer {c.name!r} is used by two layers; weight sharing is not supported")
             used_names.add(c.name)
-            return c.name, value
+            readable = c.name if _is_readable(c.name) else _readable_name(node.name, op, i, role, taken)
+            taken.add(readable)
+            return readable, value
 
         def add_bias(prev: str, c: _Const, nm: str, per_channel: bool = False) -> str:
             s = b.shapes[prev]
@@ -223,7 +247,7 @@ def from_onnx(model: Any, *, input_shape: Sequence[int] | None = None, check: bo
                     f"{where}: adds constant {c.name!r} of shape {v.shape} to a layer output of per-sample shape {s}; "
                     f"only a bias per unit / channel is supported (shape {want})"
                 )
-            return b.add(nm, "bias", [prev], params={"bias": param(c, np.broadcast_to(v.reshape(-1), want).copy())}, where=where)
+            return b.add(nm, "bias", [prev], params={"bias": param(c, np.broadcast_to(v.reshape(-1), want).copy(), "bias")}, where=where)
 
         def entries(k: int) -> list[Any] | None:
             t = ins[k] if k < len(ins) else ""

@@ -23,11 +23,23 @@ torch                                      network IR
 ``nn.Identity``, ``nn.Dropout`` (eval)     nothing (the input is passed through)
 =========================================  ===========================================
 
+Parameter-free modules built inside ``forward`` (``nn.Flatten()(x)``, ``nn.ReLU()(x)``)
+are traced through their ``forward``; one with parameters is refused (its
+weights would be new on every call).  ``nn.Sequential`` may nest to any depth
+(node names are the full module paths, ``"head.2.0"``).
+
+Tracing: ``torch.fx`` first; where fx cannot trace the forward (a Python ``if``
+on a shape, ...), ``torch.export`` (non-strict, batch dimension dynamic) gives
+a graph of aten ops (``aten.linear``, ``aten.conv2d``, ``aten.relu``,
+``aten.view``/``reshape`` with ``sym_size``, ...) that the same importer maps,
+naming nodes by the module path recorded in ``nn_module_stack``.
+``from_torch(..., tracer="fx" | "export")`` forces one route.
+
 Refused with a one-line error: BatchNorm and other normalisation layers,
 Dropout in train mode, attention, weight sharing (a parametrised module called
 twice or a tensor registered under two names), several model inputs, tuple
-outputs, and ``forward`` code ``torch.fx`` cannot trace (data-dependent
-``if``/``for``).  Sigmoid/Tanh are *imported* (the IR has these ops, so the
+outputs, and ``forward`` code neither ``torch.fx`` nor ``torch.export`` can trace
+(``if``/``for`` on tensor *values*).  Sigmoid/Tanh are *imported* (the IR has these ops, so the
 network can still be evaluated) and the calculus names them when homogeneity is
 asked for -- e.g. by :meth:`Network.degree` or the KKT check.
 
@@ -90,6 +102,10 @@ def _leaf_types(torch) -> tuple[type, ...]:
             nn.FeatureAlphaDropout)
 
 
+class _FreshModuleError(Exception):
+    """Raised inside the tracer: a module with parameters is constructed in ``forward``."""
+
+
 def _trace(model, torch):
     fx = torch.fx
     leaves = _leaf_types(torch)
@@ -104,7 +120,20 @@ def _trace(model, torch):
             return type(m) in leaves or super().is_leaf_module(m, qualname)
 
         def call_module(self, m, forward, args, kwargs):
-            self.stack.append((self.path_of_module(m), type(m).__name__))
+            try:
+                path = self.path_of_module(m)
+            except NameError:  # a module built inside forward, e.g. nn.Flatten()(x)
+                if any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
+                    self.failed_at = self.failed_at or ("", type(m).__name__)
+                    where = (f"module {self.stack[-1][0]!r} ({self.stack[-1][1]})" if self.stack
+                             else f"model {type(self.root).__name__}")
+                    raise _FreshModuleError(
+                        f"a {type(m).__name__} with parameters or buffers is created inside the forward of {where} "
+                        "(its weights are new on every call); create it in __init__ so that it is registered on "
+                        "the model"
+                    ) from None
+                return forward(*args, **kwargs)  # parameter-free: trace through its forward (F.relu, flatten, ...)
+            self.stack.append((path, type(m).__name__))
             try:
                 return super().call_module(m, forward, args, kwargs)
             except Exception:
@@ -117,6 +146,8 @@ def _trace(model, torch):
     tracer = Tracer()
     try:
         graph = tracer.trace(model)
+    except _FreshModuleError as e:
+        raise UnsupportedModelError(str(e)) from None
     except Exception as e:  # fx raises TraceError, TypeError, RuntimeError, ... for untraceable code
         path, typ = tracer.failed_at or ("", type(model).__name__)
         where = f"module {path!r} ({typ})" if path else f"the forward of the model ({typ})"
@@ -129,6 +160,50 @@ def _trace(model, torch):
     gm.graph.eliminate_dead_code()
     gm.recompile()
     return gm
+
+
+def _export(model, x, torch):
+    """The model as an fx graph of aten ops via ``torch.export`` (batch dimension dynamic); parameters are
+    ``get_attr`` nodes with the model's own names, exactly as in the ``torch.fx`` route."""
+    xe = x if x.shape[0] >= 2 else x.expand(2, *x.shape[1:]).contiguous()
+    try:
+        ep = torch.export.export(model, (xe,), dynamic_shapes=({0: torch.export.Dim("batch")},), strict=False)
+        gm = ep.module()
+    except Exception as e:  # noqa: BLE001 - export raises many kinds of errors for unexportable code
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsupportedModelError(f"torch.export cannot export the model ({type(model).__name__}) either: {msg[:300]}") from None
+    for n in list(gm.graph.nodes):  # the input guards (shape assertions) are not part of the function
+        if n.op == "call_module" and str(n.target).startswith("_guards") and not n.users:
+            gm.graph.erase_node(n)
+    return gm
+
+
+def _graph(model, x, torch, tracer: str):
+    """``(graph module, 'torch.fx' | 'torch.export')``: fx first; torch.export where fx cannot trace."""
+    if tracer not in ("auto", "fx", "export"):
+        raise UnsupportedModelError(f"tracer={tracer!r} must be 'auto', 'fx' or 'export'")
+    if tracer == "export":
+        return _export(model, x, torch), "torch.export"
+    try:
+        return _trace(model, torch), "torch.fx"
+    except UnsupportedModelError as e:
+        if tracer == "fx" or not str(e).startswith("torch.fx cannot trace"):
+            raise
+        fx_error = str(e).split("; data-dependent")[0]
+    try:
+        return _export(model, x, torch), "torch.export"
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"{fx_error}; {e}; {_SUPPORTED}") from None
+
+
+def _export_name(node, leaf_paths: set[str]) -> str | None:
+    """The module path of a ``torch.export`` node that comes from a leaf module (``"h.0"``), else None."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        path = list(stack.values())[-1][0]
+        if path in leaf_paths:
+            return path
+    return None
 
 
 def _where_fn(node, what: str) -> str:
@@ -174,13 +249,17 @@ class _Importer:
         self.env: dict[Any, Any] = {}  # fx node -> our node name, or a marker tuple for non-tensor values
         self.fns = self._function_table()
         self.called: set[str] = set()  # paths of parametrised modules already called
+        self.exported = False  # True for a torch.export graph (aten ops; node names from nn_module_stack)
+        self.leaf_paths = {p for p, m in self.modules.items() if p and type(m) in _leaf_types(torch)}
 
     _METHODS = ("relu", "relu_", "sigmoid", "tanh", "add", "add_", "contiguous", "flatten", "size", "view", "reshape")
 
     def precheck(self, n) -> None:
         """Refuse unsupported layers/functions by type alone, before the model is run."""
         if n.op == "call_module":
-            m = self.modules[n.target]
+            m = self.modules.get(n.target)
+            if m is None:
+                raise UnsupportedModelError(f"the traced graph calls {n.target!r}, which is not a module of the model")
             if type(m) not in _leaf_types(self.torch):
                 raise self.unsupported_module(n.target, m)
         elif n.op == "call_function" and n.target not in self.fns:
@@ -218,6 +297,21 @@ class _Importer:
         table[getattr] = "getattr"
         table[operator.getitem] = "getitem"
         table.pop(None, None)
+        # the aten ops torch.export produces (same argument positions as the functions above)
+        aten = torch.ops.aten
+        for name, kind in (("relu.default", "relu"), ("relu_.default", "relu"), ("leaky_relu.default", "leaky_relu"),
+                           ("leaky_relu_.default", "leaky_relu"), ("sigmoid.default", "sigmoid"),
+                           ("tanh.default", "tanh"), ("add.Tensor", "add"), ("add_.Tensor", "add"),
+                           ("flatten.using_ints", "flatten"), ("linear.default", "linear"),
+                           ("conv2d.default", "conv2d"), ("max_pool2d.default", "maxpool"),
+                           ("avg_pool2d.default", "avgpool"), ("dropout.default", "dropout"),
+                           ("view.default", "reshape"), ("reshape.default", "reshape"), ("sym_size.int", "dim"),
+                           ("contiguous.default", "identity"), ("clone.default", "identity"),
+                           ("alias.default", "identity")):
+            packet, overload = name.split(".")
+            op = getattr(getattr(aten, packet, None), overload, None)
+            if op is not None:
+                table[op] = kind
         return table
 
     # -- helpers ------------------------------------------------------------------------------
@@ -280,6 +374,8 @@ class _Importer:
             self.method(n)
         elif n.op == "output":
             v = n.args[0]
+            if isinstance(v, (tuple, list)) and len(v) == 1:  # torch.export returns a flat tuple of outputs
+                v = v[0]
             if not (isinstance(v, self.torch.fx.Node) and isinstance(self.env.get(v), str)):
                 raise UnsupportedModelError(
                     f"the model returns {type(v).__name__} {v!r}; it must return one tensor of scores of shape (N, C)"
@@ -427,7 +523,7 @@ class _Importer:
         where = _where_fn(n, _fn_name(n.target))
         if kind is None:
             raise UnsupportedModelError(f"{where} is not supported; {_SUPPORTED}")
-        name = n.name
+        name = (_export_name(n, self.leaf_paths) if self.exported else None) or n.name
         if kind in ("relu", "sigmoid", "tanh"):
             self.act(n, name, where, kind)
         elif kind == "leaky_relu":
@@ -456,6 +552,15 @@ class _Importer:
                       f"divisor_override={div}" if div is not None else None)
         elif kind == "dropout":
             self.dropout(n, where, float(_arg(n, 1, "p", 0.5)), bool(_arg(n, 2, "training", True)))
+        elif kind == "reshape":
+            self.reshape(n, where)
+        elif kind == "dim":  # aten.sym_size.int(x, 0)
+            src = n.args[0]
+            if not isinstance(self.env.get(src), str):
+                raise UnsupportedModelError(f"{where}: size of a non-tensor")
+            self.env[n] = ("dim", src, int(n.args[1]))
+        elif kind == "identity":
+            self.env[n] = self.tensor_in(n, n.args[0], where)
         elif kind == "getattr":  # x.shape
             src, attr = n.args[0], n.args[1]
             if attr != "shape" or not isinstance(self.env.get(src), str):
@@ -504,7 +609,8 @@ class _Importer:
 
         def is_batch(v) -> bool:
             mk = self.env.get(v) if isinstance(v, self.torch.fx.Node) else None
-            return isinstance(mk, tuple) and mk[0] == "dim" and mk[1] is src and mk[2] in (0, -len(in_shape))
+            # dim 0 of any tensor of the graph is the batch (torch.export shares one symbol for all of them)
+            return isinstance(mk, tuple) and mk[0] == "dim" and mk[2] in (0, -len(self.shape(mk[1])))
 
         ok = (len(sizes) == 2 and (
             (is_batch(sizes[0]) and sizes[1] in (-1, per_sample))
@@ -540,8 +646,14 @@ def _as_input(example_input: Any, torch) -> Any:
     return x
 
 
-def from_torch(model: Any, example_input: Any, *, check: bool = True, tol: float = 1e-12) -> tuple[Network, Params]:
-    """Import a ``torch.nn.Module`` as ``(network, params)``; see the module docstring for what is mapped.
+def from_torch(model: Any, example_input: Any, *, check: bool = True, tol: float = 1e-12,
+               tracer: str = "auto") -> tuple[Network, Params]:
+    """Import a ``torch.nn.Module``; returns the pair ``(network, params)`` (see the module docstring for what is mapped).
+
+    ``params`` is a dict ``{torch parameter name: float64 array}`` (a copy; the model is not modified).
+    ``tracer``: ``"auto"`` (default) traces with ``torch.fx`` and falls back to
+    ``torch.export`` (aten ops, batch dimension dynamic) where fx cannot trace the
+    forward (Python ``if`` on shapes, ...); ``"fx"`` or ``"export"`` force one.
 
     ``example_input``: a tensor (or array) of shape ``(N, ...)``; it fixes the
     per-sample input shape.  With ``check`` (default) the model (a float64
@@ -572,8 +684,9 @@ def from_torch(model: Any, example_input: Any, *, check: bool = True, tol: float
         model64 = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
     except Exception as e:  # noqa: BLE001 - any failure to copy the user's object
         raise UnsupportedModelError(f"cannot copy the model to evaluate it in float64: {type(e).__name__}: {e}") from None
-    gm = _trace(model64, torch)
+    gm, how = _graph(model64, x, torch, tracer)
     imp = _Importer(model64, torch)
+    imp.exported = how == "torch.export"
     from torch.fx.passes.shape_prop import ShapeProp
 
     nodes = list(gm.graph.nodes)

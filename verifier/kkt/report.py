@@ -71,6 +71,10 @@ class KKTReport:
         (:mod:`verifier.kkt.working_set`) the rounds, the working-set size of
         each round, the rows added and the largest dual violation left
         outside the working set (``<= price_tol``).
+    source_dtype, warnings
+        The dtype of the model the weights were read from (``None``: given as
+        float64 arrays); see :meth:`note_source_dtype`.  ``warnings``: one
+        line each (identity residual, float32 source, ...).
     solver, infeasible_samples
         Which solver produced ``lambda`` (``"nnls"``, ``"clarabel"``,
         ``"osqp"``; at kinks ``"clarabel+polish"`` / ``"osqp+polish"`` when
@@ -120,6 +124,18 @@ class KKTReport:
     second_order: dict[str, Any] | None = None
     working_set: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    source_dtype: str | None = None
+
+    def note_source_dtype(self, dtype: str) -> None:
+        """Record the dtype the checked weights came from; below float64, add the float32 warning."""
+        self.source_dtype = str(dtype).replace("torch.", "")
+        if self.source_dtype not in ("float64", "double") and not any("float64" in w for w in self.warnings):
+            self.warnings.append(
+                f"the weights came from a {self.source_dtype} model; the check ran in float64 on exactly those "
+                f"values (each is exactly representable), but the model itself computes in {self.source_dtype} "
+                "(relative rounding ~1e-7 for float32): margins, eps_rel and delta_rel below about 1e-6 are beyond "
+                f"what {self.source_dtype} training resolves"
+            )
 
     # ------------------------------------------------------------------
     @property

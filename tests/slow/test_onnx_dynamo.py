@@ -1,0 +1,42 @@
+"""torch's default ONNX exporter (``dynamo=True``, needs onnxscript from the [onnx] extra) into ``from_onnx``.
+
+Slow (the exporter takes 10-50 s): ``make test-slow``.  Oracle: torch's own forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the exporter is torch's (the [torch] extra)")
+nn = torch.nn
+
+import verifier  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+class Nested(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.ReLU()),
+                                      nn.Sequential(nn.MaxPool2d(2), nn.Flatten()))
+        self.head = nn.Sequential(nn.Linear(2 * 2 * 2, 4, bias=False), nn.ReLU(),
+                                  nn.Sequential(nn.Linear(4, 2, bias=False)))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+def test_onnx_dynamo_exporter_round_trip(tmp_path):
+    """torch's default exporter (``dynamo=True``) needs onnxscript, which the [onnx] extra installs."""
+    pytest.importorskip("onnx", reason="the ONNX importer needs the [onnx] extra")
+    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (the [onnx] extra)")
+    model = Nested().double().eval()
+    path = tmp_path / "nested.onnx"
+    torch.onnx.export(model, (torch.zeros(2, 1, 6, 6, dtype=torch.float64),), str(path), dynamo=True,
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    net, params = verifier.from_onnx(path)
+    assert set(net.param_names) == {"features.0.0.weight", "head.0.weight", "head.2.0.weight"}
+    x = torch.randn(5, 1, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    np.testing.assert_allclose(net.forward(params, x.numpy()), ref, rtol=0, atol=1e-12)
