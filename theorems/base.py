@@ -42,7 +42,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from verifier.errors import FormatError, VerifierError
+from verifier._json import header
+from verifier.errors import FormatError, TheoremError, VerifierError
 from verifier.graph import Network
 
 #: counterexample file format; changes:
@@ -55,8 +56,6 @@ EVIDENCE_FORMAT = "kkt-verifier/theorem-evidence"
 EVIDENCE_VERSION = 1
 
 
-class TheoremError(VerifierError):
-    """Bad use of a theorem: unknown name, unknown assumption, malformed counterexample file..."""
 
 
 class NotApplicable(Exception):
@@ -635,20 +634,12 @@ class SearchResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": EVIDENCE_FORMAT, "version": EVIDENCE_VERSION, "meta": _meta(),
+        return {**header(EVIDENCE_FORMAT, EVIDENCE_VERSION),
                 "theorem": self.theorem.to_dict(), "examples": self.examples, "seed": self.seed,
                 "checked": self.checked, "not_applicable": self.not_applicable, "holds": self.holds,
                 "worst": {k: w.to_dict() for k, w in self.worst.items()}, "seconds": self.seconds,
                 "certificates": self.certificates,
                 "counterexample": None if self.counterexample is None else self.counterexample.to_dict()}
-
-
-def _meta() -> dict[str, Any]:
-    from datetime import datetime, timezone
-
-    import verifier
-
-    return {"tool": f"verifier {verifier.__version__}", "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @dataclass
@@ -683,36 +674,26 @@ class Counterexample:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": {**_meta(), "seed": self.seed,
-                                                                            "found_after": self.found_after,
-                                                                            "shrink_calls": self.shrink_calls},
+        return {**header(FORMAT_NAME, FORMAT_VERSION, seed=self.seed, found_after=self.found_after,
+                         shrink_calls=self.shrink_calls),
                 "theorem": {"name": self.theorem.name, "statement": self.theorem.statement,
                             "dropped": list(self.theorem.dropped)},
                 "failed": self.failed, "checks": {k: c.to_dict() for k, c in self.evidence.checks.items()},
                 "instance": self.instance.to_dict()}
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return p
+        from verifier.io import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
 
 def load_counterexample(path: str | Path) -> tuple[str, Instance, dict[str, Any]]:
     """Read a counterexample file: ``(theorem name, instance, the whole document)``."""
+    from verifier._json import check_header, read_json
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise FormatError(f"cannot read counterexample file {str(p)!r}: {e.strerror}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
-        got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise FormatError(f"{p}: field 'format' is {got!r}, expected {FORMAT_NAME!r}")
-    if d.get("version") != FORMAT_VERSION:
-        raise FormatError(f"{p}: field 'version' is {d.get('version')!r}; this tool reads version {FORMAT_VERSION}")
+    d = read_json(p, "counterexample")
+    check_header(d, FORMAT_NAME, (FORMAT_VERSION,), where=str(p))
     th = d.get("theorem")
     if not isinstance(th, dict) or not isinstance(th.get("name"), str):
         raise FormatError(f"{p}: field 'theorem' must be an object with a 'name'")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ..errors import VerifierError
+from ..errors import TrainingError
 from ..numeric import (Constraints, check_inputs, check_labels, constraints, margins_from, run_forward,
                        weighted_gradient_from)
 
@@ -43,10 +43,6 @@ LOSSES = ("exp", "logistic")
 
 #: log of the largest finite float64: above it ``loss`` itself overflows.
 _LOG_MAX = float(np.log(np.finfo(np.float64).max))
-
-
-class TrainingError(VerifierError):
-    """Bad training arguments, or training cannot continue (non-finite iterate or loss: the message names the step)."""
 
 
 def check_loss(loss: Any) -> str:

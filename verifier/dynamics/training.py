@@ -227,7 +227,12 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
                             f"(log loss {log_loss!r})")
 
     def normalized(qmin: float, nrm: float) -> float | None:
-        return None if L is None or nrm == 0 else float(qmin / nrm ** L)
+        if L is None or nrm == 0:
+            return None
+        if qmin == 0 or not math.isfinite(qmin):
+            return float(qmin)
+        # in logs: ||theta||^L overflows a float for deep networks (L in the hundreds)
+        return math.copysign(math.exp(min(math.log(abs(qmin)) - float(L) * math.log(nrm), 700.0)), qmin)
 
     def record(k: int) -> None:
         nrm = float(np.linalg.norm(theta))
@@ -238,7 +243,7 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
             "log_loss": float(log_loss),
             "min_margin": qmin,
             "normalized_margin": normalized(qmin, nrm),
-            "smoothed_margin": (None if L is None or nrm == 0 else _smoothed(log_loss, loss_name) / nrm ** L),
+            "smoothed_margin": normalized(_smoothed(log_loss, loss_name), nrm),
             "norm": nrm,
             "step_size": last_step_size,
             "log_lr_loss": (math.log(last_step_size) - log_loss) if last_step_size > 0 else None,
