@@ -24,7 +24,7 @@ def activation_exponents(net: Network) -> list[tuple[str, str, int | None]]:
         node = net.nodes[name]
         if node.params or node.op in ("input", "output", "flatten", "add"):
             continue
-        out.append((name, node.op, node.impl.scaling_exponent(node.attrs)))
+        out.append((name, node.op, node.impl.scaling_exponent(dict(node.attrs))))
     return out
 
 

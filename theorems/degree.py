@@ -125,7 +125,7 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
     yield within("scaling", worst, tol["scaling"], f"Phi(c theta) vs c^{want} Phi(theta) for c = 2, 1/2")
     syms = [s for a in param_symbols(net).values() for s in a.ravel()]
     x0 = np.array([sp.Rational(float(v)) for v in np.asarray(inst.X[0], dtype=float).ravel()], dtype=object)
-    expr = sp.sympify(symbolic_forward(net, x0.reshape(net.input_shape), fns=_Region(net, inst.params))[0])
+    expr = sp.sympify(symbolic_forward(net, x0.reshape(net.input_shape), fns=_Region(net, inst.params or {}))[0])
     # restrict the region polynomial P to random rational rays theta = t r: P(t r) = P(r) t^L for all t iff every
     # monomial of P has degree L (for generic r); a univariate expansion, exact
     t = sp.Symbol("t")

@@ -42,6 +42,7 @@ def _train(args: argparse.Namespace) -> int:
         doc = res.to_dict()
         doc["meta"].update({"net": str(args.net), "data": str(args.data), "init": args.init, "seed": args.seed,
                             "seconds": round(elapsed, 3)})
+        assert history is not None
         atomic_write_text(history, json.dumps(_clean(doc), indent=1) + "\n")
     first, last = res.history[0], res.history[-1]
     print(f"trained {net.num_params} parameters on {len(y)} samples: {args.method}, {args.loss} loss, "

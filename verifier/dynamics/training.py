@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..errors import NotHomogeneousError
+from ..graph import Network
 from .losses import Problem, TrainingError, _LOG_MAX
 from .steps import METHOD_NORM, Adam, check_method, check_positive, check_steps, steepest_direction
 
@@ -167,7 +168,7 @@ def _smoothed(log_loss: float, loss: str) -> float:
     return -math.log(math.expm1(ell)) if ell > 0 else -log_loss
 
 
-def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *, loss: str = "exp",
+def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *, loss: str = "exp",
           method: str = "gd", steps: int = 1000, lr: float = 0.1, schedule: str = "adaptive",
           kkt_every: int | Iterable[int] | None = None, checkpoint_every: int | Iterable[int] | None = None,
           progress: bool | None = None, seed: int = 0, history_every: int | Iterable[int] | None = None,
