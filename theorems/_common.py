@@ -13,7 +13,7 @@ import verifier.strategies as vst
 from verifier.graph import Network
 from verifier.numeric import kinks, margins
 
-from .base import Assumption, Check, Instance
+from .base import Assumption, Check, Instance, sub_check
 
 # -- predicates ------------------------------------------------------------------------------------------
 
@@ -189,8 +189,8 @@ def embedding_checks(report: Any, names: Sequence[str] | None = None) -> list[Ch
             # passed with different but equally good multipliers (non-unique dual optimum): the figure that
             # matters is the (eps, delta) agreement, not the multiplier difference
             figure = max(float(data["d_eps"]), float(data["d_delta"]), float(data.get("d_delta_max", 0.0)))
-        out.append(Check(name, bool(c.passed), figure, c.tol, c.detail,
-                         "error" if getattr(c, "status", "") == "error" else ""))
+        out.append(sub_check(name, bool(c.passed), figure, c.tol, c.detail,
+                             "error" if getattr(c, "status", "") == "error" else ""))
     return out
 
 

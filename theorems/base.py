@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from verifier._json import header
+from verifier.results import Check
 from verifier.errors import FormatError, TheoremError, VerifierError
 from verifier.graph import Network
 
@@ -210,37 +211,20 @@ def _jsonable(x: Any) -> Any:
 
 # -- checks and evidence ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Check:
-    """One sub-check: ``passed``, its ``figure`` (an error: smaller is better), ``tol`` and a ``detail``.
+def sub_check(name: str, passed: bool, figure: float, tol: float | None = None, detail: str = "",
+              status: str = "") -> Check:
+    """One sub-check of a theorem (a :class:`verifier.results.Check` stored under ``name``).
 
-    ``status`` is ``"pass"``, ``"fail"`` or ``"error"`` (could not be evaluated; counts as failed).
+    ``passed``, its ``figure`` (an error: smaller is better), ``tol`` and a ``detail``; ``status`` is
+    ``"pass"``, ``"fail"`` or ``"error"`` (could not be evaluated; counts as failed).
     """
-
-    name: str
-    passed: bool
-    figure: float
-    tol: float | None = None
-    detail: str = ""
-    status: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.status:
-            object.__setattr__(self, "status", "pass" if self.passed else "fail")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": bool(self.passed), "status": self.status,
-                "figure": _jsonable(float(self.figure)), "tol": self.tol, "detail": self.detail}
-
-    def line(self) -> str:
-        tol = "" if self.tol is None else f" (tol {self.tol:g})"
-        return f"{self.status.upper():5} {self.name:<18} {float(self.figure):.3g}{tol}  {self.detail}"
+    return Check(passed, figure, detail, tol, status, name=name)
 
 
 def within(name: str, figure: float, tol: float, detail: str) -> Check:
     """A check that passes when ``figure <= tol`` (NaN fails)."""
     f = float(figure)
-    return Check(name, bool(f <= tol), f, tol, detail)
+    return sub_check(name, bool(f <= tol), f, tol, detail)
 
 
 @dataclass(frozen=True)
@@ -294,7 +278,7 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         return {"theorem": self.theorem, "verdict": self.verdict, "failed": self.failed, "decisive": self.decisive,
                 "assumptions": {k: {"holds": a.holds, "detail": a.detail} for k, a in self.assumptions.items()},
-                "checks": {k: c.to_dict() for k, c in self.checks.items()}, "seconds": self.seconds}
+                "checks": {k: c.to_dict(nonfinite="str") for k, c in self.checks.items()}, "seconds": self.seconds}
 
 
 @dataclass(frozen=True)
@@ -390,11 +374,11 @@ class Theorem:
                 assumptions[e.name] = AssumptionResult(e.name, False, e.detail)
                 checks = {}
             except VerifierError as e:
-                checks["evaluation"] = Check("evaluation", False, float("nan"), None,
-                                             f"the checker rejected the instance: {e}", "error")
+                checks["evaluation"] = sub_check("evaluation", False, float("nan"), None,
+                                                 f"the checker rejected the instance: {e}", "error")
             except Exception as e:  # a solver or numerical failure: reported as an error check, replayable
-                checks["evaluation"] = Check("evaluation", False, float("nan"), None,
-                                             f"the checker raised {type(e).__name__}: {e}", "error")
+                checks["evaluation"] = sub_check("evaluation", False, float("nan"), None,
+                                                 f"the checker raised {type(e).__name__}: {e}", "error")
         return Evidence(self.name, assumptions, checks, time.perf_counter() - t0, self.decisive)
 
     def instances(self) -> st.SearchStrategy[Instance]:
@@ -678,7 +662,7 @@ class Counterexample:
                          shrink_calls=self.shrink_calls),
                 "theorem": {"name": self.theorem.name, "statement": self.theorem.statement,
                             "dropped": list(self.theorem.dropped)},
-                "failed": self.failed, "checks": {k: c.to_dict() for k, c in self.evidence.checks.items()},
+                "failed": self.failed, "checks": {k: c.to_dict(nonfinite="str") for k, c in self.evidence.checks.items()},
                 "instance": self.instance.to_dict()}
 
     def save(self, path: str | Path) -> Path:

@@ -241,8 +241,9 @@ def test_malformed_counterexample_files(tmp_path, capsys, content, message):
 
 
 def test_check_objects_are_immutable_and_serialisable():
-    c = Check("kkt", False, float("nan"), 1e-6, "x")
-    assert c.status == "fail" and c.to_dict()["figure"] == "nan"
+    c = base.sub_check("kkt", False, float("nan"), 1e-6, "x")
+    assert isinstance(c, Check) and c.name == "kkt" and c.tol == 1e-6 and c.detail == "x"
+    assert c.status == "fail" and c.to_dict(nonfinite="str")["figure"] == "nan" and c.to_dict()["figure"] is None
     with pytest.raises(AttributeError):
         c.passed = True  # type: ignore[misc]
 
@@ -296,9 +297,9 @@ def test_a_crashing_checker_is_an_error_check_not_a_traceback():
 
 
 def test_decisive_checks_decide_and_diagnostics_only_report():
-    checks = {"isometry": Check("isometry", False, 3.0), "kkt": Check("kkt", True, 0.0, 1e-6)}
+    checks = {"isometry": base.sub_check("isometry", False, 3.0), "kkt": base.sub_check("kkt", True, 0.0, 1e-6)}
     ev = base.Evidence("split-without-isometry", {}, checks, decisive=("kkt",))
     assert ev.verdict == "holds" and ev.failed == ["isometry"]  # the diagnostic is reported, not decisive
     assert base.Evidence("x", {}, checks).verdict == "fails"   # without decisive checks every check decides
-    errored = {**checks, "evaluation": Check("evaluation", False, float("nan"), status="error")}
+    errored = {**checks, "evaluation": base.sub_check("evaluation", False, float("nan"), status="error")}
     assert base.Evidence("x", {}, errored, decisive=("kkt",)).verdict == "fails"  # an error always decides

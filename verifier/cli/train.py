@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from .._display import fmt_number
 from .._json import jsonable
 from ..io import atomic_write_text, check_output_path
 from ._options import positive_int, seed
@@ -18,7 +19,7 @@ def _clean(v: Any) -> Any:
 
 
 def _fmt(v: Any, spec: str = ".4g") -> str:
-    return "-" if v is None else format(v, spec)
+    return fmt_number(v, spec.lstrip("+"), sign=spec.startswith("+"))
 
 
 def _train(args: argparse.Namespace) -> int:
