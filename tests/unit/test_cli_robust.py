@@ -223,3 +223,13 @@ def test_bad_option_values_are_one_line(files, capsys, argv, needle):
                        "--out", str(files["dir"] / "w")]}.get(argv[0], [])
     assert main(argv + net + extra) == 2
     _one_line_error(capsys, needle, "expected")
+
+
+def test_json_nested_too_deeply_or_not_json(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "kkt-verifier/network",')
+    for p, msg in ((deep, "nested too deeply"), (bad, "is not valid JSON")):
+        assert main(["describe", str(p)]) == 2
+        _one_line_error(capsys, str(p), msg)
