@@ -40,6 +40,10 @@ class FormatError(VerifierError):
     """A file (JSON network, npz data, certificate) is malformed; the message names the field."""
 
 
+class ResourceError(VerifierError):
+    """A computation would need more memory (or other resources) than allowed; the message names the size and the knob."""
+
+
 class OutputPathError(VerifierError):
     """An output path cannot be written (missing or read-only folder, a folder, an input of the same command)."""
 

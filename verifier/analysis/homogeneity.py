@@ -58,6 +58,40 @@ def node_degrees(net) -> dict[str, sp.Expr]:
     return _walk(net, lambda p: sp.Integer(1), equal)
 
 
+def input_degree(net) -> sp.Expr | None:
+    """Degree of ``Phi`` in the input ``x`` at fixed parameters, or ``None`` when ``Phi`` is not positively
+    homogeneous in ``x`` (e.g. a bias adds a constant): ``Phi(theta; b x) = b^deg Phi(theta; x)`` for ``b > 0``.
+
+    The same rules as :func:`node_degrees` with the input of degree 1 and every parameter of degree 0.
+
+    >>> import verifier
+    >>> input_degree(verifier.mlp([2, 3, 1])), input_degree(verifier.mlp([2, 3, 1], bias="first")) is None
+    (1, True)
+    """
+
+    class _Unequal(Exception):
+        pass
+
+    def equal(node: str, a: sp.Expr, b: sp.Expr, why: Callable[[], str]) -> None:
+        if sp.simplify(a - b) != 0:
+            raise _Unequal
+
+    degs: dict[str, sp.Expr] = {}
+    try:
+        for name in net.order:
+            node = net.nodes[name]
+            if node.op == "input":
+                degs[name] = sp.Integer(1)
+                continue
+            pd = {role: sp.Integer(0) for role in node.params}
+            d = node.impl.degree(name, [degs[i] for i in node.inputs], pd, node.attrs,
+                                 lambda a, b, why, name=name: equal(name, a, b, why))
+            degs[name] = sp.expand(sp.sympify(d))
+    except (_Unequal, NotHomogeneousError):
+        return None
+    return degs[net.output]
+
+
 @dataclass
 class QuasiHomogeneity:
     """Result of :func:`quasi_homogeneous_weights`.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
 from ..io import load_data, load_network, load_params
 from ._options import float_range
@@ -23,6 +25,43 @@ def _kink_tol(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"--kink-tol {text!r} must be a number >= 0 or 'none'") from None
 
 
+def _progress_printer():
+    """One line per phase and per working-set round on stderr (``--quiet`` turns it off)."""
+    t0 = time.perf_counter()
+
+    def show(info: dict) -> None:
+        t = time.perf_counter() - t0
+        if "round" in info:
+            print(f"[{t:7.1f} s] working set round {info['round']}: {info['working_set']} constraints, support "
+                  f"{info['support']}, {info['violators']} violated outside (largest {info['max_violation']:.2e})",
+                  file=sys.stderr, flush=True)
+        elif info.get("phase") == "margins":
+            print(f"[{t:7.1f} s] margins of {info['constraints']} constraints ({info['samples']} samples)",
+                  file=sys.stderr, flush=True)
+
+    return show
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return v
+
+
 def _kkt(args: argparse.Namespace) -> int:
     from ..kkt import check_kkt
 
@@ -30,7 +69,9 @@ def _kkt(args: argparse.Namespace) -> int:
     params = load_params(args.params, net)
     X, y = load_data(args.data)
     report = check_kkt(net, params, X, y, norm=args.norm, tol=args.tol, kink_tol=args.kink_tol,
-                       solver=args.solver, second_order=args.second_order)
+                       solver=args.solver, second_order=args.second_order,
+                       memory_limit=None if args.memory_limit is None else int(args.memory_limit * 2**30),
+                       working_set_size=args.working_set, progress=None if args.quiet else _progress_printer())
     if args.json:
         d = report.to_dict()
         if not args.full:
@@ -57,6 +98,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tol", type=float_range(0.0, None), default=1e-6, help="verdict kkt iff eps_rel <= tol and delta_rel <= tol (default 1e-6)")
     p.add_argument("--kink-tol", type=_kink_tol, default=1e-9,
                    help="pre-activations with |z| <= this are kinks (default 1e-9); 'none' to use default derivatives")
-    p.add_argument("--solver", default="auto", help="auto (default), nnls, clarabel or osqp")
+    p.add_argument("--solver", default="auto",
+                   help="auto (default: all constraints at once up to 2000, the working set above), working-set, "
+                   "nnls, clarabel or osqp")
+    p.add_argument("--working-set", type=_positive_int, default=1000, metavar="K",
+                   help="initial working set: the K constraints with the smallest margins (default 1000)")
+    p.add_argument("--memory-limit", type=_positive_float, default=None, metavar="GIB",
+                   help="GiB the largest arrays may take (default: half the machine's memory)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--second-order", action="store_true", help="also check second-order necessary conditions")
     p.set_defaults(handler=_kkt)

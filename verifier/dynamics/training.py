@@ -228,15 +228,17 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
                             f"(log loss {log_loss!r})")
 
     def normalized(qmin: float, nrm: float) -> float | None:
+        """``qmin / nrm^L`` in log space (``nrm^L`` alone overflows long before the ratio does)."""
         if L is None or nrm == 0:
             return None
         if qmin == 0 or not math.isfinite(qmin):
-            return float(qmin)
-        # in logs: ||theta||^L overflows a float for deep networks (L in the hundreds)
-        return math.copysign(math.exp(min(math.log(abs(qmin)) - float(L) * math.log(nrm), 700.0)), qmin)
+            return 0.0 if qmin == 0 else None
+        with np.errstate(over="ignore", under="ignore"):
+            return float(math.copysign(math.exp(min(math.log(abs(qmin)) - L * math.log(nrm), 700.0)), qmin))
 
     def record(k: int) -> None:
-        nrm = float(np.linalg.norm(theta))
+        top = float(np.abs(theta).max(initial=0.0))
+        nrm = top * float(np.linalg.norm(theta / top)) if top > 0 else 0.0  # no overflow of sum theta_i^2
         qmin = float(q.min())
         entry: dict[str, Any] = {
             "step": k,

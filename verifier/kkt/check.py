@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..numeric.engine import gram_from, jacobian_from, kinks_from, margins_from, prepare, weighted_gradient_from
+from ..errors import ResourceError
+from ..numeric.batched import Batched, forward_unchecked
+from ..numeric.data import Constraints
+from ..numeric.engine import ForwardPass, Kink, gram_from, jacobian_from, kinks_from, weighted_gradient_from
 from . import norms as _norms
 from ._backprop import jacobian_times
 from .dual import factor_psd, fixed_gram, refine, solve_cvxpy, solve_nnls
@@ -15,8 +18,14 @@ from .kinks import (build_pieces, exact_structure, fixed_selection, project, sel
                     slot_constraints)
 from .report import KKTReport
 from .second_order import second_order_check
+from .working_set import INIT_SIZE, WorkingSetInfo, solve_working_set
 
-SOLVERS = ("auto", "nnls", "clarabel", "osqp")
+SOLVERS = ("auto", "nnls", "clarabel", "osqp", "working-set")
+#: ``solver="auto"`` solves the dual on all constraints at once up to this many (the small-problem route,
+#: fastest there); above it, the working-set route (:mod:`verifier.kkt.working_set`).
+DENSE_MAX_ROWS = 2000
+#: Bytes per entry of an ``m x m`` dual: ``G``, ``G + c c^T``, the Cholesky factor and a tile of temporaries.
+DENSE_BYTES_PER_ENTRY = 8 * 4
 #: Multipliers below ``SUPPORT_RTOL * max(lambda)`` are set to 0 (kept only if that lowers the gap).
 SUPPORT_RTOL = 1e-9
 #: The gap identity ``gap = fenchel_young + delta`` is flagged when violated by more than this times ``||theta_hat||^2``.
@@ -30,6 +39,22 @@ SNAP_TOL = 1e-4
 #: A polished candidate counts as "not larger" when its gap exceeds the current one by at most this times
 #: ``||theta_hat||^2`` (the rounding level of the gap formula ``1/2 ||theta||^2 - D(lambda)``).
 POLISH_GAP_RTOL = 1e-15
+
+
+def default_memory_limit() -> int:
+    """Half of this machine's physical memory (bytes), the default ``memory_limit`` of :func:`check_kkt`."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 4 * 2**30  # pragma: no cover
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB"
 
 
 def _check_options(norm: Any, tol: Any, kink_tol: Any, solver: Any, second_order: Any) -> tuple[str, float, float | None]:
@@ -125,6 +150,9 @@ def check_kkt(
     kink_tol: float | None = 1e-9,
     solver: str = "auto",
     second_order: bool = False,
+    memory_limit: int | None = None,
+    working_set_size: int = INIT_SIZE,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> KKTReport:
     """Check whether ``params`` is a KKT point of ``min 1/2||theta||^2 s.t. q_i(theta) >= 1``.
 
@@ -141,7 +169,7 @@ def check_kkt(
         arrays or a flat vector), inputs ``(n, *input_shape)`` and labels
         (``+-1`` for one output, ``0..C-1`` for ``C`` outputs).
     norm
-        ``"l2"`` (default; only the Gram matrix is formed), ``"l1"`` or
+        ``"l2"`` (default; only Gram blocks are formed), ``"l1"`` or
         ``"linf"`` (MATH.md section 6; these form the ``m x P`` Jacobian).
     tol
         Verdict ``"kkt"`` iff ``eps_rel <= tol`` and ``delta_rel <= tol``.
@@ -151,15 +179,31 @@ def check_kkt(
         ``None`` switches kink handling off (the engine's derivative
         convention ``relu'(0) = 0`` is used everywhere).
     solver
-        ``"auto"`` (NNLS fast path for the smooth l2 dual, else CLARABEL),
-        ``"nnls"`` (smooth l2 only), ``"clarabel"`` (falls back to OSQP),
-        ``"osqp"``.  At kinks the cvxpy solution is then polished
-        (selections fixed, snapped to interval ends within :data:`SNAP_TOL`,
-        plain dual re-solved by NNLS; kept when its gap is not larger) and
-        ``report.solver`` reads e.g. ``"clarabel+polish"``.
+        ``"auto"`` (l2: all constraints at once up to :data:`DENSE_MAX_ROWS`
+        constraints, the working-set route above; NNLS for the smooth dual,
+        CLARABEL at kinks), ``"working-set"`` (always the working-set route),
+        ``"nnls"`` (smooth l2 only, all constraints at once),
+        ``"clarabel"`` (falls back to OSQP), ``"osqp"``.  At kinks the cvxpy
+        solution is then polished (selections fixed, snapped to interval
+        ends within :data:`SNAP_TOL`, plain dual re-solved by NNLS; kept when
+        its gap is not larger) and ``report.solver`` reads e.g.
+        ``"clarabel+polish"``.
     second_order
         Also run the second-order check (:mod:`verifier.kkt.second_order`) at
         smooth KKT points with strict complementarity (l2 only).
+    memory_limit
+        Bytes the check may allocate for its largest arrays (the ``m x m``
+        dual of the small-problem route, the working set's Gram block, the
+        ``m x P`` Jacobian of l1/l_inf); default :func:`default_memory_limit`
+        (half the machine's memory).  A problem that needs more is refused
+        with a :class:`~verifier.errors.ResourceError` naming the size.
+    working_set_size
+        Initial working set of the working-set route (the constraints with the
+        smallest margins; every round adds at most ``max(this, |W|)`` violators).
+    progress
+        Called with a dict after each working-set round (``round``,
+        ``working_set``, ``support``, ``violators``, ``max_violation``) and
+        at each phase (``{"phase": ...}``); the CLI prints them on stderr.
 
     Returns a :class:`KKTReport`; ``verdict == "infeasible"`` (not an
     exception) when some margin is ``<= 0``.  Bad input raises a
@@ -173,42 +217,270 @@ def check_kkt(
     ('kkt', 'nnls', [1.0, 1.0, 0.0])
     >>> check_kkt(net, {"W1": np.array([[1.0, 2.0]])}, X, y).verdict
     'not_kkt'
+    >>> check_kkt(net, {"W1": np.array([[1.0, 1.0]])}, X, y, solver="working-set").working_set["rounds"]
+    1
     """
     norm, tol_f, kt = _check_options(norm, tol, kink_tol, solver, second_order)
+    mem = _check_memory_limit(memory_limit)
+    if isinstance(working_set_size, bool) or not isinstance(working_set_size, (int, np.integer)) or working_set_size < 1:
+        raise KKTError(f"working_set_size={working_set_size!r} must be a positive integer")
     deg = net.degree()
     L = float(deg)
     deg_out: int | float = int(deg) if float(deg).is_integer() else L
     if not L > 0:
         raise KKTError(f"the network has degree {deg}; the max-margin problem needs degree L > 0")
-    fp, cons = prepare(net, params, X, y)
-    theta = net.flatten(fp.params)
-    q = margins_from(fp, cons)
-    qmin = float(q.min())
+    say = progress or (lambda info: None)
+    B0 = Batched(net, params, X, y)  # parameters, inputs and labels validated once
+    cons = B0.cons
+    m = cons.m
+    theta_in = net.flatten(B0.ps)
+    # Scale symmetries (docs/math.md, "Scale invariance"): Phi(c theta; x) = c^L Phi(theta; x) and, when the
+    # network is homogeneous of degree Lx in its input, Phi(theta; b x) = b^Lx Phi(theta; x).  The check runs at
+    # theta_0 = 2^-e theta and X' = 2^-f X (exact: powers of two), where nothing overflows or underflows; the
+    # normalised point of the given problem is theta_hat = a * theta_hat' with a = 2^(-f Lx / L).
+    top = float(np.abs(theta_in).max(initial=0.0))
+    e = int(np.frexp(top)[1]) if top > 0 else 0
+    f, a_exp = _data_exponent(net, B0.X, L)
+    B = B0.with_params(net.unflatten(np.ldexp(theta_in, -e)))
+    if f:
+        B = B.with_data(np.ldexp(B0.X, -f))
+    theta = net.flatten(B.ps)
+    say({"phase": "margins", "samples": B.n, "constraints": m})
+    q = B.margins()
+    qmin0 = float(q.min())
+    log2_factor = e * L + f * float(Lx_of(net) or 0)  # q(theta; X) = 2^log2_factor * q(theta_0; X')
+    qmin = _ldexp_float(qmin0, log2_factor)
     base = dict(norm=norm, tol=tol_f, kink_tol=kt, degree=deg_out, n_samples=int(cons.n),
-                n_constraints=int(cons.m), num_params=int(net.num_params), min_margin=qmin)
+                n_constraints=int(m), num_params=int(net.num_params), min_margin=qmin)
     tn0 = _norms.primal(theta, norm)
-    scale = qmin ** (1.0 / L) if qmin > 0 else 0.0
-    if tn0 == 0 or qmin <= 0 or not (np.isfinite(scale) and scale > 0 and np.all(np.isfinite(theta / scale))):
-        bad = np.flatnonzero(q <= 0) if qmin <= 0 else np.flatnonzero(q <= qmin)
+    scale0 = qmin0 ** (1.0 / L) if qmin0 > 0 else 0.0
+    if tn0 == 0 or qmin0 <= 0 or not (np.isfinite(scale0) and scale0 > 0 and np.all(np.isfinite(theta / scale0))):
+        bad = np.flatnonzero(q <= 0) if qmin0 <= 0 else np.flatnonzero(q <= qmin0)
         warn = []
         if tn0 == 0:
             warn.append("all parameters are zero: every margin is 0")
-        elif qmin > 0:
+        elif qmin0 > 0:
             warn.append(f"smallest margin {qmin:.3g} is too close to 0 to normalise the point")
-        return KKTReport(verdict="infeasible", margins=q, infeasible_samples=sorted({int(cons.sample[r]) for r in bad}),
+        return KKTReport(verdict="infeasible", margins=_ldexp_array(q, log2_factor),
+                         infeasible_samples=sorted({int(cons.sample[r]) for r in bad}),
                          infeasible_constraints=[cons.label(int(r)) for r in bad], warnings=warn, **base)
 
     warnings: list[str] = []
-    theta_hat = theta / scale
-    fp, cons = prepare(net, theta_hat, X, y)
-    qh = margins_from(fp, cons)
+    if not np.isfinite(qmin) or qmin == 0:
+        warnings.append(f"the smallest margin at the given point is not representable in float64 "
+                        f"(2^{log2_factor:.0f} x {qmin0:.6g}); the check ran on the exactly rescaled point")
+    theta_hat = theta / scale0
+    Bh = B.with_params(net.unflatten(theta_hat))
+    qh = q / qmin0  # homogeneity: q(theta / qmin^(1/L)) = q(theta) / qmin, no second forward pass
     tn = _norms.primal(theta_hat, norm)
     tsq = tn * tn
     c = 1.0 + (L - 1.0) * qh
-    m = cons.m
 
-    # -- kinks ---------------------------------------------------------------
-    ks = kinks_from(fp, kt) if kt is not None else []
+    route = _route(solver, norm, m, net.num_params, mem)
+    ws_info: WorkingSetInfo | None = None
+    if route == "dense":
+        fp = forward_unchecked(net, Bh.ps, Bh.X)
+        ks = _find_kinks(fp, kt)
+        sol = _solve_dual(fp, cons, qh, c, tsq, L, norm, kt, ks, solver, warnings, warm=None)
+        lam = sol.lam
+        support_fp = (fp, cons)
+    else:
+        say({"phase": "kinks"})
+        ks_all = Bh.kinks(kt) if kt is not None else []
+        kinked = np.flatnonzero(np.isin(cons.sample, np.unique([k.sample for k in ks_all]))) if ks_all else None
+        max_size = int(np.sqrt(mem / DENSE_BYTES_PER_ENTRY))
+        if kinked is not None and kinked.shape[0] > max_size:
+            raise ResourceError(
+                f"{kinked.shape[0]} constraints have samples at kinks (kink_tol={kt:g}); the working set must hold "
+                f"all of them but the memory limit ({_gib(mem)}) allows {max_size}: use a smaller kink_tol, "
+                "kink_tol=None, or raise memory_limit")
+        by_sample: dict[int, list[Kink]] = {}
+        for k in ks_all:
+            by_sample.setdefault(k.sample, []).append(k)
+
+        def solve(W: np.ndarray, warm: np.ndarray | None) -> _DualSolution:
+            fp_w, cons_w, samples = Bh.subset(W)
+            local = {int(s): j for j, s in enumerate(samples)}
+            ks_w = [Kink(k.node, local[k.sample], k.unit, k.value) for s in samples for k in by_sample.get(int(s), [])]
+            warm_local = np.searchsorted(W, warm) if warm is not None else None
+            notes: list[str] = []
+            out = _solve_dual(fp_w, cons_w, qh[W], c[W], tsq, L, norm, kt, ks_w, solver, notes, warm=warm_local)
+            out.notes = notes
+            return out
+
+        sol, W, ws_info = solve_working_set(qh, c, solve, lambda s: Bh.jvp_margins(s.v), required=kinked,
+                                            init_size=working_set_size, max_size=max_size, progress=progress)
+        warnings += sol.notes
+        lam = np.zeros(m)
+        lam[W] = sol.lam
+        sol.globalize(W, cons, Bh)
+        ks = ks_all
+        support_fp = None
+
+    v = sol.v
+    eps = _norms.subgradient_distance(v, theta_hat, norm)
+    fy = _norms.fenchel_young(v, theta_hat, norm)
+    delta = sol.delta
+    prod = lam * (qh - 1.0)
+    delta_max = float(prod.max(initial=0.0)) if m else 0.0
+    gap = sol.gap
+    resid = gap - (fy + delta)
+    ident_ok = bool(abs(resid) <= IDENTITY_RTOL * max(tsq, np.finfo(float).tiny))
+    if not ident_ok:
+        warnings.append(
+            f"gap identity violated: gap {gap:.6e} vs fenchel_young + delta {fy + delta:.6e} (residual {resid:.2e}); "
+            "the Gram matrix, the gradients or Euler's identity <grad q_i, theta> = L q_i disagree at this point"
+        )
+    eps_gram = None
+    clipped = None
+    if norm == "l2":
+        sq = sol.eps_gram_sq
+        clipped = bool(sq < 0)
+        if sq < -IDENTITY_RTOL * tsq:
+            warnings.append(f"eps^2 from the Gram formula is negative ({sq:.3e}); clipped to 0")
+        eps_gram = float(np.sqrt(max(sq, 0.0)))
+
+    support = np.flatnonzero(lam > SUPPORT_RTOL * lam.max(initial=0.0))
+    sum_l = float(lam.sum())
+    expected = tsq / L
+    eps_rel = eps / tn
+    delta_rel = delta * L / tsq
+    verdict = "kkt" if (eps_rel <= tol_f and delta_rel <= tol_f) else "not_kkt"
+
+    # back to the given problem: theta_hat = a theta_hat', lambda = a^2 lambda', eps = a eps', delta = a^2 delta'
+    a1, a2 = (lambda v: _ldexp_float(v, a_exp)), (lambda v: _ldexp_float(v, 2 * a_exp))
+    scale = _ldexp_float(scale0, e - a_exp)
+    report = KKTReport(
+        verdict=verdict, scale=scale, normalized_margin=float(np.exp(-L * (np.log(tn) + a_exp * np.log(2.0)))),
+        theta_norm=a1(tn), theta_hat=_ldexp_array(theta_hat, a_exp), margins=qh,
+        multipliers=_ldexp_array(lam, 2 * a_exp), support=support, sum_multipliers=a2(sum_l),
+        sum_multipliers_expected=a2(float(expected)), euler_residual=float(sum_l / expected - 1.0),
+        eps=a1(eps), eps_rel=float(eps_rel), delta=a2(delta), delta_rel=float(delta_rel), delta_max=a2(delta_max),
+        gap=a2(gap), dual_objective=a2(sol.dual), fenchel_young=a2(fy), identity_residual=a2(resid),
+        identity_ok=ident_ok, eps_gram=None if eps_gram is None else a1(eps_gram), eps_gram_clipped=clipped,
+        kink_selections=sol.kink_selections,
+        kinks_found=len(ks), relaxation=sol.relaxation, solver=sol.solver, warnings=warnings,
+        working_set=ws_info.to_dict() if ws_info is not None else None, **base,
+    )
+    if second_order:
+        if norm != "l2":
+            report.second_order = {"checked": False, "reason": f"the second-order check is for norm='l2' (got {norm!r})"}
+        elif verdict != "kkt":
+            report.second_order = {"checked": False, "reason": "not a KKT point (verdict not_kkt)"}
+        elif sol.relaxation != "none":
+            report.second_order = {"checked": False, "reason": "not a smooth point: stationarity uses kink selections"}
+        else:
+            if support_fp is None:  # working-set route: the check is local, so the nearly active rows decide
+                near = np.union1d(support, np.flatnonzero(qh <= 1.0 + max(tol_f, 1e-9)))
+                fp_s, cons_s, _ = Bh.subset(near)
+                lam_s, qh_s = lam[near], qh[near]
+            else:
+                fp_s, cons_s = support_fp
+                lam_s, qh_s = lam, qh
+            kinked_s = {k.sample for k in (kinks_from(fp_s, kt) if kt is not None else kinks_from(fp_s, 1e-9))}
+            report.second_order = second_order_check(
+                fp_s, cons_s, lam_s, qh_s, theta_hat, L, support=np.flatnonzero(lam_s > SUPPORT_RTOL * lam.max(initial=0.0)),
+                active_tol=max(tol_f, 1e-9), kinked_samples=kinked_s)
+    return report
+
+
+def Lx_of(net) -> Any:
+    """The network's degree in its input (``None`` when it is not homogeneous in ``x``)."""
+    from ..analysis.homogeneity import input_degree
+
+    return input_degree(net)
+
+
+def _data_exponent(net, X: np.ndarray, L: float) -> tuple[int, int]:
+    """``(f, a_exp)``: rescale the data by ``2^-f`` (``f = 0`` when the network is not homogeneous in ``x`` or
+    ``f Lx / L`` would not be an integer) so that its largest entry is of order 1; ``a_exp = -f Lx / L``."""
+    top = float(np.abs(X).max(initial=0.0))
+    Lx = Lx_of(net)
+    if top == 0 or Lx is None or not float(L).is_integer() or not float(Lx).is_integer() or float(Lx) <= 0:
+        return 0, 0
+    Li, Lxi = int(L), int(Lx)
+    step = Li // np.gcd(Li, Lxi)  # f must be a multiple of this for f * Lx / L to be an integer
+    f = step * int(round(np.frexp(top)[1] / step))
+    return f, -(f * Lxi) // Li
+
+
+def _ldexp_float(v: float, k: float) -> float:
+    """``v * 2^k`` (``k`` an integer), inf/0 when it leaves float64 (no exception)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.ldexp(float(v), int(k)))
+
+
+def _ldexp_array(v: np.ndarray, k: float) -> np.ndarray:
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(np.asarray(v, dtype=np.float64), int(k))
+
+
+def _check_memory_limit(memory_limit: Any) -> int:
+    if memory_limit is None:
+        return default_memory_limit()
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(memory_limit) and memory_limit > 0):
+        raise KKTError(f"memory_limit={memory_limit!r} must be a positive number of bytes")
+    return int(memory_limit)
+
+
+def _route(solver: str, norm: str, m: int, P: int, mem: int) -> str:
+    """``"dense"`` (all constraints at once) or ``"working-set"``; refuse what would not fit in ``mem``."""
+    if norm != "l2":
+        if m * P * 8 > min(mem, MAX_JACOBIAN_FLOATS * 8):
+            raise ResourceError(
+                f"norm={norm!r} needs the {m} x {P} margin Jacobian ({_gib(m * P * 8.0)}; limit "
+                f"{_gib(min(mem, MAX_JACOBIAN_FLOATS * 8))}); use norm='l2' (which never forms it) or fewer samples"
+            )
+        return "dense"
+    if solver == "working-set" or (solver == "auto" and m > DENSE_MAX_ROWS):
+        return "working-set"
+    need = DENSE_BYTES_PER_ENTRY * float(m) * m
+    if need > mem:
+        raise ResourceError(
+            f"solver={solver!r} solves the dual on all {m} constraints at once and needs about {_gib(need)} "
+            f"(limit memory_limit={_gib(mem)}); use solver='auto' or 'working-set' (memory O(m + |W|^2))"
+        )
+    return "dense"
+
+
+def _find_kinks(fp: ForwardPass, kt: float | None) -> list[Kink]:
+    return kinks_from(fp, kt) if kt is not None else []
+
+
+class _DualSolution:
+    """The dual solved on a set of constraints (all of them, or a working set)."""
+
+    lam: np.ndarray
+    v: np.ndarray
+    delta: float
+    dual: float
+    gap: float
+    eps_gram_sq: float
+    kink_selections: list[dict[str, Any]]
+    relaxation: str
+    solver: str
+    notes: list[str]
+
+    def globalize(self, W: np.ndarray, cons: Constraints, Bh: Batched) -> None:
+        """Rewrite working-set-local row / sample indices of the kink selections as global ones."""
+        for sel in self.kink_selections:
+            r = int(W[sel["row"]])
+            sel["row"] = r
+            sel["sample"] = int(cons.sample[r])
+            sel["constraint"] = cons.label(r)
+
+
+def _solve_dual(fp: ForwardPass, cons: Constraints, qh: np.ndarray, c: np.ndarray, tsq: float, L: float, norm: str,
+                kt: float | None, ks: list[Kink], solver: str, warnings: list[str], *,
+                warm: np.ndarray | None) -> _DualSolution:
+    """The tangent dual on the constraints ``cons`` of the forward pass ``fp`` (at ``theta_hat``).
+
+    Kinks ``ks`` get subgradient pieces (:mod:`verifier.kkt.kinks`); the smooth l2 dual goes to NNLS
+    (warm-started from ``warm``), the kinked or non-l2 one to cvxpy and the polish step.
+    """
+    net = fp.net
+    m = cons.m
     pieces = build_pieces(fp, cons, ks, kt) if ks else None
     K = pieces.K if pieces is not None else 0
     D = pieces.D if pieces is not None else np.zeros((0, net.num_params))
@@ -218,9 +490,8 @@ def check_kkt(
     if solver == "nnls" and not smooth_l2:
         why = f"norm={norm!r}" if norm != "l2" else f"{len(pieces.slots)} kinked constraint(s) need subgradient selections"
         raise KKTError(f"solver='nnls' solves only the smooth l2 dual ({why}); use solver='auto', 'clarabel' or 'osqp'")
-    use = "nnls" if smooth_l2 and solver in ("auto", "nnls") else ("osqp" if solver == "osqp" else "clarabel")
+    use = "nnls" if smooth_l2 and solver in ("auto", "nnls", "working-set") else ("osqp" if solver == "osqp" else "clarabel")
 
-    # -- the dual ------------------------------------------------------------
     w = np.zeros(K)
     M = None
     G = None
@@ -236,9 +507,9 @@ def check_kkt(
         lam = None
         if use == "nnls":
             try:
-                lam, info = solve_nnls(G, c, tsq)
-                if info["factor_consistency"] > 1e-8:
-                    warnings.append(f"NNLS factor consistency residual {info['factor_consistency']:.2e} (rank {info['rank']})")
+                lam, info = solve_nnls(G, c, tsq, warm=warm)
+                if info["refused"]:
+                    warnings.append(f"NNLS refused {info['refused']} numerically dependent column(s)")
             except KKTError as e:
                 if solver == "nnls":
                     raise
@@ -249,11 +520,6 @@ def check_kkt(
             lam, w, use, notes = solve_cvxpy(c, L, tsq, solver=use, K=K, F=F, A=A)
             warnings += notes
     else:
-        if (m + K) * net.num_params > MAX_JACOBIAN_FLOATS:
-            raise KKTError(
-                f"norm={norm!r} needs the {m} x {net.num_params} margin Jacobian "
-                f"(> {MAX_JACOBIAN_FLOATS} floats); use norm='l2' or fewer samples"
-            )
         B = np.vstack([jacobian_from(fp, cons), D]) if K else jacobian_from(fp, cons)
         lam, w, use, notes = solve_cvxpy(c, L, tsq, solver=use, K=K, B=B, norm=norm, A=A)
         warnings += notes
@@ -276,10 +542,10 @@ def check_kkt(
             z = np.concatenate([lv, wv])
             quad = float(z @ M @ z)
             out["dual"] = float(c @ lv) - 0.5 * quad
-            sq = tsq - 2.0 * L * float(lv @ qh) + quad
-            out["eps_gram_sq"] = sq
+            out["eps_gram_sq"] = tsq - 2.0 * L * float(lv @ qh) + quad
         else:
             out["dual"] = float(c @ lv) - 0.5 * _norms.dual(v, norm) ** 2
+            out["eps_gram_sq"] = float("nan")
         out["gap"] = 0.5 * tsq - out["dual"]
         return out
 
@@ -300,68 +566,21 @@ def check_kkt(
         if pol is not None and pol["gap"] <= ev["gap"] + POLISH_GAP_RTOL * tsq:
             ev = pol
             use = use + "+polish"
-    lam, w, v = ev["lam"], ev["w"], ev["v"]
-
-    eps = _norms.subgradient_distance(v, theta_hat, norm)
-    fy = _norms.fenchel_young(v, theta_hat, norm)
-    delta = ev["delta"]
-    prod = lam * (qh - 1.0)
-    delta_max = float(prod.max(initial=0.0)) if m else 0.0
-    gap = ev["gap"]
-    resid = gap - (fy + delta)
-    ident_ok = bool(abs(resid) <= IDENTITY_RTOL * max(tsq, np.finfo(float).tiny))
-    if not ident_ok:
-        warnings.append(
-            f"gap identity violated: gap {gap:.6e} vs fenchel_young + delta {fy + delta:.6e} (residual {resid:.2e}); "
-            "the Gram matrix, the gradients or Euler's identity <grad q_i, theta> = L q_i disagree at this point"
-        )
-    eps_gram = None
-    clipped = None
-    if norm == "l2":
-        sq = ev["eps_gram_sq"]
-        clipped = bool(sq < 0)
-        if sq < -IDENTITY_RTOL * tsq:
-            warnings.append(f"eps^2 from the Gram formula is negative ({sq:.3e}); clipped to 0")
-        eps_gram = float(np.sqrt(max(sq, 0.0)))
-
-    support = np.flatnonzero(lam > SUPPORT_RTOL * lam.max(initial=0.0))
-    sum_l = float(lam.sum())
-    expected = tsq / L
-    eps_rel = eps / tn
-    delta_rel = delta * L / tsq
-    verdict = "kkt" if (eps_rel <= tol_f and delta_rel <= tol_f) else "not_kkt"
 
     # -- kinks used -------------------------------------------------------------
     kink_sel: list[dict[str, Any]] = []
     relaxation = "none"
     if pieces is not None and K:
-        thr = 0.0
-        kink_sel = selections(pieces.slots, lam, w, cons, thr, fixed=ev["fixed"])
-        used = [s for s in pieces.slots if lam[s.row] > thr]
+        kink_sel = selections(pieces.slots, ev["lam"], ev["w"], cons, 0.0, fixed=ev["fixed"])
+        used = [s for s in pieces.slots if ev["lam"][s.row] > 0.0]
         if used:
             nodes = {s.node for s in used}
             exact = (len(nodes) == 1 and all(s.kind == "interval" for s in used)
                      and exact_structure(net, next(iter(nodes))))
             relaxation = "exact" if exact else "chain-rule"
 
-    report = KKTReport(
-        verdict=verdict, scale=float(scale), normalized_margin=float(1.0 / tn ** L), theta_norm=float(tn),
-        theta_hat=theta_hat, margins=qh, multipliers=lam, support=support, sum_multipliers=sum_l,
-        sum_multipliers_expected=float(expected), euler_residual=float(sum_l / expected - 1.0),
-        eps=float(eps), eps_rel=float(eps_rel), delta=float(delta), delta_rel=float(delta_rel), delta_max=delta_max,
-        gap=float(gap), dual_objective=float(ev["dual"]), fenchel_young=float(fy), identity_residual=float(resid),
-        identity_ok=ident_ok, eps_gram=eps_gram, eps_gram_clipped=clipped, kink_selections=kink_sel,
-        kinks_found=len(ks), relaxation=relaxation, solver=use, warnings=warnings, **base,
-    )
-    if second_order:
-        if norm != "l2":
-            report.second_order = {"checked": False, "reason": f"the second-order check is for norm='l2' (got {norm!r})"}
-        elif verdict != "kkt":
-            report.second_order = {"checked": False, "reason": "not a KKT point (verdict not_kkt)"}
-        elif relaxation != "none":
-            report.second_order = {"checked": False, "reason": "not a smooth point: stationarity uses kink selections"}
-        else:
-            kinked = {k.sample for k in (ks if kt is not None else kinks_from(fp, 1e-9))}
-            report.second_order = second_order_check(
-                fp, cons, lam, qh, theta_hat, L, support=support, active_tol=max(tol_f, 1e-9), kinked_samples=kinked)
-    return report
+    out = _DualSolution()
+    out.lam, out.v = ev["lam"], ev["v"]
+    out.delta, out.dual, out.gap, out.eps_gram_sq = ev["delta"], ev["dual"], ev["gap"], ev["eps_gram_sq"]
+    out.kink_selections, out.relaxation, out.solver, out.notes = kink_sel, relaxation, use, []
+    return out

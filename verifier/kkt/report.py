@@ -66,6 +66,11 @@ class KKTReport:
         ``"exact"`` (all used kinks in one activation fed by a dense layer on
         the input: Clarke subdifferential, MATH.md section 5) or
         ``"chain-rule"``.
+    working_set
+        ``None`` for the small-problem route; for the working-set route
+        (:mod:`verifier.kkt.working_set`) the rounds, the working-set size of
+        each round, the rows added and the largest dual violation left
+        outside the working set (``<= price_tol``).
     solver, infeasible_samples
         Which solver produced ``lambda`` (``"nnls"``, ``"clarabel"``,
         ``"osqp"``; at kinks ``"clarabel+polish"`` / ``"osqp+polish"`` when
@@ -113,6 +118,7 @@ class KKTReport:
     infeasible_samples: list[int] = field(default_factory=list)
     infeasible_constraints: list[str] = field(default_factory=list)
     second_order: dict[str, Any] | None = None
+    working_set: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------
@@ -175,8 +181,12 @@ class KKTReport:
                 ("kinks found / selections used", f"{self.kinks_found} / {len(self.kink_selections)}"),
                 ("relaxation", self.relaxation),
                 ("solver", self.solver),
-                ("tol", self.tol),
             ]
+            if self.working_set is not None:
+                ws = self.working_set
+                rows.append(("working set: rounds / final size", f"{ws['rounds']} / {ws['final_working_set']} "
+                             f"(sizes {ws['working_set_sizes']})"))
+            rows.append(("tol", self.tol))
         if self.second_order is not None:
             so = self.second_order
             if so.get("checked"):

@@ -81,9 +81,16 @@ def margins(net, params, X, y) -> np.ndarray:
 
 
 def _gather(ctx: dict[str, Any], rows: np.ndarray | None) -> dict[str, Any]:
+    """The saved context per constraint row (``rows``: the sample of each row; ``None``: one row per sample).
+
+    The gathered context also carries ``_rows`` and the per-sample ``_base`` context, so that an op can
+    work per sample where rows share one (dense's ``H H^T`` in multiclass)."""
     if rows is None:
         return ctx
-    return {k: (v if k.startswith("_") else v[rows]) for k, v in ctx.items()}
+    out = {k: (v if k.startswith("_") else v[rows]) for k, v in ctx.items()}
+    out["_rows"] = rows
+    out["_base"] = ctx
+    return out
 
 
 Sink = Callable[[str, Any, dict[str, Any], np.ndarray, dict[str, np.ndarray]], None]
@@ -175,17 +182,86 @@ def weighted_gradient_from(fp: ForwardPass, cons: Constraints, w: np.ndarray) ->
     return out
 
 
-def gram_from(fp: ForwardPass, cons: Constraints) -> np.ndarray:
-    """``G = J J^T`` (m x m) without materialising ``J`` for dense layers."""
-    G = np.zeros((cons.m, cons.m))
+#: ``G`` is accumulated in row blocks of at most this many entries (a tile of ``G`` and each temporary of a
+#: tile): no ``m x m`` temporary besides ``G`` itself, and no ``g @ g.T`` symmetric product (multi-threaded
+#: OpenBLAS ``dsyrk`` crashed at ``g`` of shape 18500 x 256 here).
+GRAM_TILE_ENTRIES = 2_000_000
+
+
+def gram_from(fp: ForwardPass, cons: Constraints, *, tile_entries: int | None = None) -> np.ndarray:
+    """``G = J J^T`` (m x m) without materialising ``J`` (dense layers: ``(g g^T) * (h h^T)``), tiled in row blocks."""
+    m = cons.m
+    G = np.zeros((m, m))
+    bt = max(1, min(m, (tile_entries or GRAM_TILE_ENTRIES) // max(m, 1)))
 
     def sink(name, node, ctx, g, nps):
-        contrib = node.impl.gram(ctx, g, nps, node.attrs)
-        if contrib is not None:
-            G[...] += contrib
+        f = node.impl.gram_factor(ctx, g, nps, node.attrs)
+        if f is None:
+            return
+        for a in range(0, m, bt):
+            G[a : a + bt] += node.impl.gram_cross(node.impl.gram_factor_rows(f, slice(a, a + bt)), f)
+
+    if m:
+        backward(fp, cons, sink)
+    return G
+
+
+def gram_factors(fp: ForwardPass, cons: Constraints) -> dict[str, Any]:
+    """Per parameterised node, what :meth:`~verifier.ops.base.Op.gram_factor` needs for ``G[rows, :]``."""
+    out: dict[str, Any] = {}
+
+    def sink(name, node, ctx, g, nps):
+        f = node.impl.gram_factor(ctx, g, nps, node.attrs)
+        if f is not None:
+            out[name] = f
+
+    if cons.m:
+        backward(fp, cons, sink)
+    return out
+
+
+def gram_cross_from(fp: ForwardPass, cons: Constraints, factors: dict[str, Any]) -> np.ndarray:
+    """``G[rows of cons, rows of factors]``: the cross Gram block against factors from :func:`gram_factors`
+    (same network and parameters; the other rows may come from other samples)."""
+    k = next((_factor_rows(f) for f in factors.values()), 0)
+    out = np.zeros((cons.m, k))
+    if not factors or cons.m == 0:
+        return out
+
+    def sink(name, node, ctx, g, nps):
+        fb = factors.get(name)
+        if fb is None:
+            return
+        fa = node.impl.gram_factor(ctx, g, nps, node.attrs)
+        if fa is not None:
+            out[...] += node.impl.gram_cross(fa, fb)
 
     backward(fp, cons, sink)
-    return G
+    return out
+
+
+def _factor_rows(f: Any) -> int:
+    first = f[0] if isinstance(f, tuple) else f
+    return int(first.shape[0])
+
+
+def jvp_from(fp: ForwardPass, dparams: dict[str, np.ndarray]) -> np.ndarray:
+    """Forward mode: ``d Phi(theta; x) [dtheta]`` for every sample, shape ``(n, C)``.
+
+    With the margins' coefficient rows this is ``J dtheta`` for all constraints at the cost of about
+    one forward pass (multiclass constraints share their sample's tangent)."""
+    net = fp.net
+    tans: dict[str, np.ndarray | None] = {}
+    for name in net.order:
+        node = net.nodes[name]
+        if node.op == "input":
+            tans[name] = None
+            continue
+        dps = {role: dparams[p] for role, p in node.params.items() if p in dparams}
+        nps = {role: fp.params[p] for role, p in node.params.items()}
+        tans[name] = node.impl.jvp(fp.ctx[name], [tans[i] for i in node.inputs], dps, nps, node.attrs)
+    out = tans[net.output]
+    return np.zeros(fp.output.shape) if out is None else out
 
 
 def margin_jacobian(net, params, X, y) -> np.ndarray:

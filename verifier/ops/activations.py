@@ -43,6 +43,9 @@ class Elementwise(Op):
     def vjp(self, ctx, g, ps, attrs):
         return [g * self.df(ctx["z"], attrs)]
 
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        return None if dxs[0] is None else dxs[0] * self.df(ctx["z"], attrs)
+
     def kinks(self, ctx, attrs, tol):
         if not self.kinked(attrs):
             return []

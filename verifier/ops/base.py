@@ -173,6 +173,12 @@ class Op:
         """Gradients with respect to each input, given ``g = dq/d out`` per row."""
         raise NotImplementedError(f"vjp rule for {self.name!r} not implemented")
 
+    def jvp(self, ctx: Ctx, dxs: list[np.ndarray | None], dps: dict[str, np.ndarray], ps: dict[str, np.ndarray],
+            attrs: dict[str, Any]) -> np.ndarray | None:
+        """Forward mode: the output's tangent given input tangents ``dxs`` (``None`` = zero, e.g. the data)
+        and parameter tangents ``dps`` (role -> array shaped like the tensor).  ``None`` if it is zero."""
+        raise NotImplementedError(f"jvp rule for {self.name!r} not implemented")
+
     def param_grads(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
         """Per-row gradients of every owned tensor: role -> array ``(rows, *shape)``."""
         return {}
@@ -181,18 +187,26 @@ class Op:
         """``sum_r`` of the per-row gradients (what training needs); override when cheaper."""
         return {role: a.sum(axis=0) for role, a in self.param_grads(ctx, g, ps, attrs).items()}
 
-    def gram(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> np.ndarray | None:
-        """This op's contribution to ``G = J J^T`` over its own tensors.
+    def gram_factor(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> Any:
+        """What this op needs to form its block of ``G = J J^T`` between row sets (see :meth:`gram_cross`).
 
-        The default materialises the per-row gradients of the op's tensors
-        (small for scale/bias, fine for convolutions); dense overrides it with
-        the factored form ``(g g^T) * (h h^T)``.
+        The default materialises the per-row gradients of the op's tensors,
+        flattened (small for scale/bias, fine for convolutions); dense
+        overrides it with the pair ``(g, h)`` of the factored form.
         """
         grads = self.param_grads(ctx, g, ps, attrs)
         if not grads:
             return None
-        flat = np.concatenate([a.reshape(a.shape[0], -1) for a in grads.values()], axis=1)
-        return flat @ flat.T
+        return np.concatenate([a.reshape(a.shape[0], -1) for a in grads.values()], axis=1)
+
+    def gram_cross(self, fa: Any, fb: Any) -> np.ndarray:
+        """``<grad_r, grad_s>`` over this op's tensors for rows ``r`` of ``fa`` and ``s`` of ``fb``
+        (both from :meth:`gram_factor`): the block ``G[A, B]`` of the op's contribution."""
+        return fa @ fb.T
+
+    def gram_factor_rows(self, fa: Any, rows: np.ndarray | slice) -> Any:
+        """The rows ``rows`` of a :meth:`gram_factor` (to tile ``G`` in row blocks)."""
+        return fa[rows]
 
     def kinks(self, ctx: Ctx, attrs: dict[str, Any], tol: float) -> list[tuple[int, int, float]]:
         """Non-differentiable points: ``(sample, flat unit index, pre-activation)``."""

@@ -47,10 +47,36 @@ class Dense(Op):
     def param_grad_sum(self, ctx, g, ps, attrs):
         return {"weight": g.T @ ctx["h"]}
 
-    def gram(self, ctx, g, ps, attrs):
-        # <g_i h_i^T, g_j h_j^T> = <g_i, g_j> <h_i, h_j>: no per-row gradient is formed.
-        h = ctx["h"]
-        return (g @ g.T) * (h @ h.T)
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        out = None if dxs[0] is None else dxs[0] @ ps["weight"].T
+        if "weight" in dps:
+            t = ctx["h"] @ dps["weight"].T
+            out = t if out is None else out + t
+        return out
+
+    def gram_factor(self, ctx, g, ps, attrs):
+        # <g_i h_i^T, g_j h_j^T> = <g_i, g_j> <h_i, h_j>: no per-row gradient is formed.  The inputs h
+        # belong to samples, not rows: with several rows per sample (multiclass) H H^T is formed once
+        # per pair of samples and expanded.
+        rows = ctx.get("_rows")
+        if rows is None:
+            return (g, ctx["h"], None)
+        uniq, inv = np.unique(rows, return_inverse=True)
+        return (g, ctx["_base"]["h"][uniq], inv)
+
+    def gram_cross(self, fa, fb):
+        ga, ha, ia = fa
+        gb, hb, ib = fb
+        hh = ha @ hb.T
+        if ia is not None or ib is not None:
+            hh = hh[np.arange(ha.shape[0]) if ia is None else ia][:, np.arange(hb.shape[0]) if ib is None else ib]
+        return (ga @ gb.T) * hh
+
+    def gram_factor_rows(self, fa, rows):
+        g, h, inv = fa
+        if inv is None:
+            return (g[rows], h[rows], None)
+        return (g[rows], h, inv[rows])
 
     def sympy_forward(self, xs, ps, attrs, fns):
         return ps["weight"].dot(xs[0])
@@ -132,6 +158,16 @@ class Conv2d(Op):
         shape = (g.shape[0], *ctx["_x_shape"][1:])
         return [col2im(gc, shape, attrs["kernel_size"], attrs["stride"], attrs["padding"])]
 
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        out = None
+        if dxs[0] is not None:
+            cols = im2col(dxs[0], attrs["kernel_size"], attrs["stride"], attrs["padding"])
+            out = np.einsum("ocij,ncijhw->nohw", ps["weight"], cols, optimize=True)
+        if "weight" in dps:
+            t = np.einsum("ocij,ncijhw->nohw", dps["weight"], ctx["cols"], optimize=True)
+            out = t if out is None else out + t
+        return out
+
     def param_grads(self, ctx, g, ps, attrs):
         return {"weight": np.einsum("nohw,ncijhw->nocij", g, ctx["cols"], optimize=True)}
 
@@ -174,6 +210,13 @@ class Scale(Op):
     def vjp(self, ctx, g, ps, attrs):
         return [g * ps["scale"]]
 
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        out = None if dxs[0] is None else dxs[0] * ps["scale"]
+        if "scale" in dps:
+            t = ctx["h"] * dps["scale"]
+            out = t if out is None else out + t
+        return out
+
     def param_grads(self, ctx, g, ps, attrs):
         return {"scale": g * ctx["h"]}
 
@@ -205,10 +248,16 @@ class Bias(Op):
         return b if ndim == 2 else b.reshape((1, -1) + (1,) * (ndim - 2))
 
     def forward(self, xs, ps, attrs):
-        return xs[0] + self._expand(ps["bias"], xs[0].ndim), {}
+        return xs[0] + self._expand(ps["bias"], xs[0].ndim), {"_n": xs[0].shape[0], "_shape": xs[0].shape[1:]}
 
     def vjp(self, ctx, g, ps, attrs):
         return [g]
+
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        if "bias" not in dps:
+            return dxs[0]
+        db = self._expand(dps["bias"], len(ctx["_shape"]) + 1)
+        return db + np.zeros((ctx["_n"], *ctx["_shape"])) if dxs[0] is None else dxs[0] + db
 
     def param_grads(self, ctx, g, ps, attrs):
         return {"bias": g if g.ndim == 2 else g.sum(axis=tuple(range(2, g.ndim)))}

@@ -76,6 +76,11 @@ class MaxPool2d(Pool):
         np.put_along_axis(gw, arg[:, :, None], g[:, :, None], axis=2)
         return [self._scatter(gw, (n, *ctx["_x_shape"][1:]), attrs)]
 
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        if dxs[0] is None:
+            return None
+        return np.take_along_axis(self._windows(dxs[0], attrs), ctx["arg"][:, :, None], axis=2)[:, :, 0]
+
     def kinks(self, ctx, attrs, tol):
         win = ctx["win"]
         if win.shape[2] < 2:
@@ -98,6 +103,9 @@ class AvgPool2d(Pool):
 
     def forward(self, xs, ps, attrs):
         return self._windows(xs[0], attrs).mean(axis=2), {"_x_shape": xs[0].shape}
+
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        return None if dxs[0] is None else self._windows(dxs[0], attrs).mean(axis=2)
 
     def vjp(self, ctx, g, ps, attrs):
         kh, kw = attrs["kernel_size"]

@@ -45,6 +45,9 @@ class Output(Op):
     def vjp(self, ctx, g, ps, attrs):
         return [g]
 
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        return dxs[0]
+
     def sympy_forward(self, xs, ps, attrs, fns):
         return xs[0]
 
@@ -64,6 +67,9 @@ class Flatten(Op):
 
     def vjp(self, ctx, g, ps, attrs):
         return [g.reshape((g.shape[0], *ctx["_x_shape"][1:]))]
+
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        return None if dxs[0] is None else dxs[0].reshape(dxs[0].shape[0], -1)
 
     def sympy_forward(self, xs, ps, attrs, fns):
         return xs[0].reshape(-1)
@@ -94,6 +100,15 @@ class Add(Op):
 
     def vjp(self, ctx, g, ps, attrs):
         return [g] * ctx["_n"]
+
+    def jvp(self, ctx, dxs, dps, ps, attrs):
+        live = [d for d in dxs if d is not None]
+        if not live:
+            return None
+        out = live[0].copy()
+        for d in live[1:]:
+            out += d
+        return out
 
     def sympy_forward(self, xs, ps, attrs, fns):
         out = xs[0]
