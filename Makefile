@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast test-slow bench install clean
+.PHONY: demo test test-fast test-slow typecheck bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out demo-output
 
+# static types first (config: [tool.mypy] in pyproject.toml), then the tests
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy verifier theorems
+
 # two pytest workers on two cores: one BLAS thread each avoids oversubscription
-test: $(STAMP)
+test: $(STAMP) typecheck
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests verifier theorems
 
 test-slow: $(STAMP)

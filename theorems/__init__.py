@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 
 from .base import (Assumption, Check, Counterexample, Evidence, Instance, SearchResult, Theorem, TheoremError,
-                   load_counterexample)
+                   load_counterexample, sub_check, within)
 
 #: theorem modules, in the order ``verifier theorems list`` shows them
 MODULES = ("euler", "degree", "linear_svm", "dual_gap", "neuron_splitting", "channel_splitting", "trajectories",
@@ -63,4 +63,4 @@ def get(name: str) -> Theorem:
 
 
 __all__ = ["Assumption", "Check", "Counterexample", "Evidence", "Instance", "MODULES", "SearchResult", "Theorem",
-           "TheoremError", "get", "load_counterexample", "names", "registry"]
+           "TheoremError", "get", "load_counterexample", "names", "registry", "sub_check", "within"]

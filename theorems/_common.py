@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from fractions import Fraction
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from hypothesis import assume
@@ -16,7 +13,7 @@ import verifier.strategies as vst
 from verifier.graph import Network
 from verifier.numeric import kinks, margins
 
-from .base import Assumption, Check, Instance, NotApplicable
+from .base import Assumption, Check, Instance, sub_check
 
 # -- predicates ------------------------------------------------------------------------------------------
 
@@ -27,7 +24,7 @@ def activation_exponents(net: Network) -> list[tuple[str, str, int | None]]:
         node = net.nodes[name]
         if node.params or node.op in ("input", "output", "flatten", "add"):
             continue
-        out.append((name, node.op, node.impl.scaling_exponent(node.attrs)))
+        out.append((name, node.op, node.impl.scaling_exponent(dict(node.attrs))))
     return out
 
 
@@ -98,15 +95,6 @@ ISOMETRIC_RATIOS = Assumption(
     r"\alpha_k > 0,\ \sum_k \alpha_k^2 = 1",
     _isometric,
 )
-
-
-def _no_kinks(inst: Instance) -> tuple[bool, str]:
-    tol = float(inst.options.get("kink_tol", 1e-9))
-    ks = kinks(inst.net, inst.params, inst.X, tol)
-    if ks:
-        k = ks[0]
-        return False, f"{len(ks)} pre-activation(s) at a kink, e.g. node {k.node!r} sample {k.sample} unit {k.unit}"
-    return True, "no pre-activation at a kink"
 
 
 # -- instance builders -----------------------------------------------------------------------------------
@@ -201,8 +189,8 @@ def embedding_checks(report: Any, names: Sequence[str] | None = None) -> list[Ch
             # passed with different but equally good multipliers (non-unique dual optimum): the figure that
             # matters is the (eps, delta) agreement, not the multiplier difference
             figure = max(float(data["d_eps"]), float(data["d_delta"]), float(data.get("d_delta_max", 0.0)))
-        out.append(Check(name, bool(c.passed), figure, c.tol, c.detail,
-                         "error" if getattr(c, "status", "") == "error" else ""))
+        out.append(sub_check(name, bool(c.passed), figure, c.tol, c.detail,
+                             "error" if getattr(c, "status", "") == "error" else ""))
     return out
 
 
@@ -235,44 +223,6 @@ def certify_instance(inst: Instance) -> tuple[dict[str, Any], Any]:
     else:
         cert = certify_kkt(inst.net, inst.params, inst.X, inst.y, self_check=False)
     return cert, check_certificate(cert)
-
-
-def rel_error(a: np.ndarray, b: np.ndarray, scale: np.ndarray | float) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b) / (1.0 + np.asarray(scale, dtype=float))))
-
-
-
-
-class _Timeout(Exception):
-    pass
-
-
-@contextmanager
-def time_limit(seconds: float, name: str, what: str) -> Iterator[None]:
-    """Turn a computation running longer than ``seconds`` into :class:`NotApplicable` (main thread, POSIX).
-
-    Used for ODE integrations that crawl along a ReLU kink (a sliding mode, where no ODE
-    solver applies and scipy's step size collapses slowly before it gives up).
-    """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _Timeout:
-        raise NotApplicable(name, f"{what} did not finish within {seconds:g} s (the flow slides along a kink?)") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def separating_start(pt: vst.Point) -> vst.Point:

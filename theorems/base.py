@@ -42,7 +42,9 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from verifier.errors import FormatError, VerifierError
+from verifier._json import header
+from verifier.results import Check
+from verifier.errors import FormatError, TheoremError, VerifierError
 from verifier.graph import Network
 
 #: counterexample file format; changes:
@@ -55,8 +57,6 @@ EVIDENCE_FORMAT = "kkt-verifier/theorem-evidence"
 EVIDENCE_VERSION = 1
 
 
-class TheoremError(VerifierError):
-    """Bad use of a theorem: unknown name, unknown assumption, malformed counterexample file..."""
 
 
 class NotApplicable(Exception):
@@ -211,37 +211,20 @@ def _jsonable(x: Any) -> Any:
 
 # -- checks and evidence ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Check:
-    """One sub-check: ``passed``, its ``figure`` (an error: smaller is better), ``tol`` and a ``detail``.
+def sub_check(name: str, passed: bool, figure: float, tol: float | None = None, detail: str = "",
+              status: str = "") -> Check:
+    """One sub-check of a theorem (a :class:`verifier.results.Check` stored under ``name``).
 
-    ``status`` is ``"pass"``, ``"fail"`` or ``"error"`` (could not be evaluated; counts as failed).
+    ``passed``, its ``figure`` (an error: smaller is better), ``tol`` and a ``detail``; ``status`` is
+    ``"pass"``, ``"fail"`` or ``"error"`` (could not be evaluated; counts as failed).
     """
-
-    name: str
-    passed: bool
-    figure: float
-    tol: float | None = None
-    detail: str = ""
-    status: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.status:
-            object.__setattr__(self, "status", "pass" if self.passed else "fail")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": bool(self.passed), "status": self.status,
-                "figure": _jsonable(float(self.figure)), "tol": self.tol, "detail": self.detail}
-
-    def line(self) -> str:
-        tol = "" if self.tol is None else f" (tol {self.tol:g})"
-        return f"{self.status.upper():5} {self.name:<18} {float(self.figure):.3g}{tol}  {self.detail}"
+    return Check(passed, figure, detail, tol, status, name=name)
 
 
 def within(name: str, figure: float, tol: float, detail: str) -> Check:
     """A check that passes when ``figure <= tol`` (NaN fails)."""
     f = float(figure)
-    return Check(name, bool(f <= tol), f, tol, detail)
+    return sub_check(name, bool(f <= tol), f, tol, detail)
 
 
 @dataclass(frozen=True)
@@ -295,7 +278,7 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         return {"theorem": self.theorem, "verdict": self.verdict, "failed": self.failed, "decisive": self.decisive,
                 "assumptions": {k: {"holds": a.holds, "detail": a.detail} for k, a in self.assumptions.items()},
-                "checks": {k: c.to_dict() for k, c in self.checks.items()}, "seconds": self.seconds}
+                "checks": {k: c.to_dict(nonfinite="str") for k, c in self.checks.items()}, "seconds": self.seconds}
 
 
 @dataclass(frozen=True)
@@ -391,11 +374,11 @@ class Theorem:
                 assumptions[e.name] = AssumptionResult(e.name, False, e.detail)
                 checks = {}
             except VerifierError as e:
-                checks["evaluation"] = Check("evaluation", False, float("nan"), None,
-                                             f"the checker rejected the instance: {e}", "error")
+                checks["evaluation"] = sub_check("evaluation", False, float("nan"), None,
+                                                 f"the checker rejected the instance: {e}", "error")
             except Exception as e:  # a solver or numerical failure: reported as an error check, replayable
-                checks["evaluation"] = Check("evaluation", False, float("nan"), None,
-                                             f"the checker raised {type(e).__name__}: {e}", "error")
+                checks["evaluation"] = sub_check("evaluation", False, float("nan"), None,
+                                                 f"the checker raised {type(e).__name__}: {e}", "error")
         return Evidence(self.name, assumptions, checks, time.perf_counter() - t0, self.decisive)
 
     def instances(self) -> st.SearchStrategy[Instance]:
@@ -438,13 +421,14 @@ class Theorem:
 
     # -- search -------------------------------------------------------------------------------------------
     def search(self, *, examples: int | None = None, seed: int = 0, shrink_budget: int = 200,
-               shrink_seconds: float = 10.0, progress: Callable[[int, Evidence], None] | None = None, keep: int = 0,
+               progress: Callable[[int, Evidence], None] | None = None, keep: int = 0,
                **tolerances: float) -> "SearchResult":
         """Check generated instances; shrink the first failure to a minimal counterexample.
 
         ``examples`` (default ``default_examples``) instances are generated
         from ``seed`` (same seed, same instances); at most ``shrink_budget``
-        further checker calls and about ``shrink_seconds`` are spent shrinking a failure.  Evidence for a
+        further checker calls are spent shrinking a failure (a count, never a clock: the same seed and
+        budget give the same counterexample on a loaded machine as on an idle one).  Evidence for a
         passing claim: the count and the worst figure per sub-check; the first
         ``keep`` passing instances are kept in ``result.sample`` (e.g. to certify them).
         """
@@ -458,7 +442,7 @@ class Theorem:
         self.check_tolerances(tolerances)
         res = SearchResult(self, n, seed)
         cache: dict[str, bool] = {}
-        state: dict[str, Any] = {"failed": False, "shrink_calls": 0, "first": None, "t_fail": 0.0}
+        state: dict[str, Any] = {"failed": False, "shrink_calls": 0, "first": None, "first_instance": None}
         t_start = time.perf_counter()
 
         def fails(inst: Instance) -> bool:
@@ -466,7 +450,7 @@ class Theorem:
             if k in cache:
                 return cache[k]
             if state["failed"]:
-                if state["shrink_calls"] >= shrink_budget or time.perf_counter() - state["t_fail"] > shrink_seconds:
+                if state["shrink_calls"] >= shrink_budget:
                     return False  # budget spent: keep the smallest failure found so far
                 state["shrink_calls"] += 1
             ev = self.check(inst, **tolerances)
@@ -480,7 +464,7 @@ class Theorem:
                 if bad:
                     state["failed"] = True
                     state["first"] = ev
-                    state["t_fail"] = time.perf_counter()
+                    state["first_instance"] = inst
                     res.time_to_failure = time.perf_counter() - t_start
             cache[k] = bad
             return bad
@@ -495,7 +479,8 @@ class Theorem:
         if found is not None:
             ev = self.check(found, **tolerances)
             res.counterexample = Counterexample(self, found, ev, found_after=res.checked + res.not_applicable,
-                                                shrink_calls=state["shrink_calls"], first=state["first"], seed=seed)
+                                                shrink_calls=state["shrink_calls"], first=state["first"], seed=seed,
+                                                first_instance=state["first_instance"])
         return res
 
     def check_tolerances(self, tolerances: Mapping[str, float]) -> None:
@@ -633,20 +618,12 @@ class SearchResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": EVIDENCE_FORMAT, "version": EVIDENCE_VERSION, "meta": _meta(),
+        return {**header(EVIDENCE_FORMAT, EVIDENCE_VERSION),
                 "theorem": self.theorem.to_dict(), "examples": self.examples, "seed": self.seed,
                 "checked": self.checked, "not_applicable": self.not_applicable, "holds": self.holds,
                 "worst": {k: w.to_dict() for k, w in self.worst.items()}, "seconds": self.seconds,
                 "certificates": self.certificates,
                 "counterexample": None if self.counterexample is None else self.counterexample.to_dict()}
-
-
-def _meta() -> dict[str, Any]:
-    from datetime import datetime, timezone
-
-    import verifier
-
-    return {"tool": f"verifier {verifier.__version__}", "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @dataclass
@@ -660,6 +637,8 @@ class Counterexample:
     shrink_calls: int = 0
     first: Evidence | None = None
     seed: int | None = None
+    #: the first failing instance found, before shrinking
+    first_instance: Instance | None = None
 
     @property
     def failed(self) -> list[str]:
@@ -679,36 +658,26 @@ class Counterexample:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": {**_meta(), "seed": self.seed,
-                                                                            "found_after": self.found_after,
-                                                                            "shrink_calls": self.shrink_calls},
+        return {**header(FORMAT_NAME, FORMAT_VERSION, seed=self.seed, found_after=self.found_after,
+                         shrink_calls=self.shrink_calls),
                 "theorem": {"name": self.theorem.name, "statement": self.theorem.statement,
                             "dropped": list(self.theorem.dropped)},
-                "failed": self.failed, "checks": {k: c.to_dict() for k, c in self.evidence.checks.items()},
+                "failed": self.failed, "checks": {k: c.to_dict(nonfinite="str") for k, c in self.evidence.checks.items()},
                 "instance": self.instance.to_dict()}
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return p
+        from verifier.io import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
 
 def load_counterexample(path: str | Path) -> tuple[str, Instance, dict[str, Any]]:
     """Read a counterexample file: ``(theorem name, instance, the whole document)``."""
+    from verifier._json import check_header, read_json
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise FormatError(f"cannot read counterexample file {str(p)!r}: {e.strerror}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
-        got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise FormatError(f"{p}: field 'format' is {got!r}, expected {FORMAT_NAME!r}")
-    if d.get("version") != FORMAT_VERSION:
-        raise FormatError(f"{p}: field 'version' is {d.get('version')!r}; this tool reads version {FORMAT_VERSION}")
+    d = read_json(p, "counterexample")
+    check_header(d, FORMAT_NAME, (FORMAT_VERSION,), where=str(p))
     th = d.get("theorem")
     if not isinstance(th, dict) or not isinstance(th.get("name"), str):
         raise FormatError(f"{p}: field 'theorem' must be an object with a 'name'")

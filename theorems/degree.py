@@ -37,7 +37,7 @@ from verifier.analysis.symbolic_eval import param_symbols, symbolic_forward
 from verifier.ops.base import SymFns
 from verifier.errors import VerifierError
 
-from .base import Assumption, Check, Instance, Theorem, TheoremError, within
+from .base import Assumption, Check, Instance, Theorem, TheoremError, sub_check, within
 
 ACTIVATIONS = ("relu", "identity", "abs", "leaky_relu:0.5", "power:2", "power:3", "relu_power:2", "relu_power:3")
 
@@ -113,9 +113,9 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
     try:
         got = net.degree()
         ok = got == want
-        yield Check("calculus", ok, float(abs(got - want)), 0.0, f"net.degree() = {got}, closed form {formula}: {want}")
+        yield sub_check("calculus", ok, float(abs(got - want)), 0.0, f"net.degree() = {got}, closed form {formula}: {want}")
     except VerifierError as e:
-        yield Check("calculus", False, float("nan"), 0.0, f"net.degree() raised: {e}", "error")
+        yield sub_check("calculus", False, float("nan"), 0.0, f"net.degree() raised: {e}", "error")
     theta = inst.theta
     out = verifier.forward(net, theta, inst.X)
     worst = 0.0
@@ -125,7 +125,7 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
     yield within("scaling", worst, tol["scaling"], f"Phi(c theta) vs c^{want} Phi(theta) for c = 2, 1/2")
     syms = [s for a in param_symbols(net).values() for s in a.ravel()]
     x0 = np.array([sp.Rational(float(v)) for v in np.asarray(inst.X[0], dtype=float).ravel()], dtype=object)
-    expr = sp.sympify(symbolic_forward(net, x0.reshape(net.input_shape), fns=_Region(net, inst.params))[0])
+    expr = sp.sympify(symbolic_forward(net, x0.reshape(net.input_shape), fns=_Region(net, inst.params or {}))[0])
     # restrict the region polynomial P to random rational rays theta = t r: P(t r) = P(r) t^L for all t iff every
     # monomial of P has degree L (for generic r); a univariate expansion, exact
     t = sp.Symbol("t")
@@ -139,13 +139,13 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
             degrees = {m[0] for m in poly.monoms()}
             break
     if not degrees:
-        yield Check("sympy", False, float("nan"), 0.0, "the output polynomial vanishes on three random rays: "
-                    "no degree to read", "error")
+        yield sub_check("sympy", False, float("nan"), 0.0, "the output polynomial vanishes on three random rays: "
+                        "no degree to read", "error")
         return
     ok = degrees == {want}
-    yield Check("sympy", ok, float(max(abs(d - want) for d in degrees)), 0.0,
-                f"the output polynomial on theta's activation region, restricted to a random rational ray t r, "
-                f"has monomials t^{sorted(degrees)}; closed form {want}")
+    yield sub_check("sympy", ok, float(max(abs(d - want) for d in degrees)), 0.0,
+                    f"the output polynomial on theta's activation region, restricted to a random rational ray t r, "
+                    f"has monomials t^{sorted(degrees)}; closed form {want}")
 
 
 class _Region(SymFns):

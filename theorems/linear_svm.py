@@ -34,7 +34,7 @@ import verifier
 import verifier.strategies as vst
 
 from ._common import point_instance
-from .base import Assumption, Check, Instance, Theorem, within
+from .base import Assumption, Check, Instance, Theorem, sub_check, within
 
 
 def svm(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -113,9 +113,9 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
     wn2 = float(w @ w)
     rep = verifier.check_kkt(net, {"W1": w[None, :]}, X, y, tol=tol["kkt"])
     fig = max(abs(float(rep.eps_rel)), abs(float(rep.delta_rel)))
-    yield Check("svm-is-kkt", rep.verdict == "kkt", fig, tol["kkt"],
-                f"check_kkt at the SVM solution: {rep.verdict} (eps_rel {rep.eps_rel:.2g}, delta_rel {rep.delta_rel:.2g}, "
-                f"solver {rep.solver})")
+    yield sub_check("svm-is-kkt", rep.verdict == "kkt", fig, tol["kkt"],
+                    f"check_kkt at the SVM solution: {rep.verdict} (eps_rel {rep.eps_rel:.2g}, delta_rel {rep.delta_rel:.2g}, "
+                    f"solver {rep.solver})")
     lam = np.asarray(rep.multipliers, dtype=float)
     w_hat = np.asarray(rep.theta_hat, dtype=float)
     stat = float(np.linalg.norm(w_hat - (lam * y) @ X) / np.linalg.norm(w_hat))
@@ -124,19 +124,19 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
                  f"||w - sum lambda_i y_i x_i|| / ||w|| = {stat:.2g}; sum lambda = {lam.sum():.10g} vs ||w_svm||^2 = {wn2:.10g}")
     rep2 = verifier.check_kkt(net, inst.params, X, y, tol=tol["kkt"])
     if rep2.verdict == "infeasible":
-        yield Check("kkt-is-svm", True, 0.0, tol["direction"], "the instance's point does not separate the data "
-                    "(verdict infeasible): it is neither KKT nor the SVM")
+        yield sub_check("kkt-is-svm", True, 0.0, tol["direction"], "the instance's point does not separate the data "
+                        "(verdict infeasible): it is neither KKT nor the SVM")
     else:
         dist = float(np.linalg.norm(np.asarray(rep2.theta_hat, dtype=float) - w) / np.sqrt(wn2))
         is_svm = dist <= tol["direction"]
         if rep2.verdict == "kkt":
-            yield Check("kkt-is-svm", is_svm, dist, tol["direction"],
-                        f"check_kkt says kkt at theta_hat, at distance {dist:.3g} (relative) from the SVM solution")
+            yield sub_check("kkt-is-svm", is_svm, dist, tol["direction"],
+                            f"check_kkt says kkt at theta_hat, at distance {dist:.3g} (relative) from the SVM solution")
         else:  # not KKT: theta_hat must differ from the SVM solution (beyond rounding)
             is_svm = dist <= 1e-9
-            yield Check("kkt-is-svm", not is_svm, 0.0 if not is_svm else 1.0, tol["direction"],
-                        f"check_kkt says {rep2.verdict} (eps_rel {rep2.eps_rel:.2g}) at theta_hat, which is at distance "
-                        f"{dist:.3g} from the SVM solution")
+            yield sub_check("kkt-is-svm", not is_svm, 0.0 if not is_svm else 1.0, tol["direction"],
+                            f"check_kkt says {rep2.verdict} (eps_rel {rep2.eps_rel:.2g}) at theta_hat, which is at distance "
+                            f"{dist:.3g} from the SVM solution")
     if "svm" in inst.options:
         w_true = np.array([float(v) for v in inst.options["svm"]])
         err = float(np.linalg.norm(w - w_true) / np.linalg.norm(w_true))

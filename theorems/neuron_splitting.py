@@ -78,7 +78,7 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
         lam = np.asarray(lam, dtype=float)
         wide_theta = emb.wide_net.flatten(emb.apply(inst.params))
         eps, delta = wide_gap(emb.wide_net, wide_theta, inst.X, inst.y, lam)
-        fig = max(eps / np.linalg.norm(wide_theta), abs(delta) / float(wide_theta @ wide_theta))
+        fig = max(float(eps / np.linalg.norm(wide_theta)), abs(delta) / float(wide_theta @ wide_theta))
         yield within("certificate", fig, tol["kkt"], f"the narrow point's known multipliers at T theta on the wide "
                      f"network: eps = {eps:.3g}, delta = {delta:.3g}")
 

@@ -13,10 +13,14 @@ fast and optional extras (torch, onnx) are only needed when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._interrupt import guard_startup as _guard_startup
 
-from . import errors, ops
+_guard_startup()  # the `verifier` command only: Ctrl-C while importing -> one line, exit 130
+
+import importlib  # noqa: E402
+from typing import Any  # noqa: E402
+
+from . import errors, ops  # noqa: E402
 from .errors import (DataError, FormatError, GraphError, NotHomogeneousError, ParameterError, ShapeError,
                      UnknownOpError, VerifierError)
 from .graph import Network, Node, cnn, diagonal_linear, mlp

@@ -14,6 +14,7 @@ import verifier
 from verifier.dynamics import (TrainingError, gradient_flow, iterates, log_loss_and_grad, loss_and_grad,
                                steepest_direction)
 from verifier.errors import DataError, ParameterError, VerifierError
+from tests.helpers import fd_gradient
 
 
 def _data(n=7, d=3, seed=0):
@@ -22,15 +23,6 @@ def _data(n=7, d=3, seed=0):
     y = np.where(rng.normal(size=n) > 0, 1.0, -1.0)
     y[0], y[1] = 1.0, -1.0
     return X, y
-
-
-def _fd(f, theta, h=1e-6):
-    g = np.zeros_like(theta)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = h
-        g[i] = (f(theta + e) - f(theta - e)) / (2 * h)
-    return g
 
 
 # ----------------------------------------------------------------------------- losses
@@ -52,7 +44,7 @@ def test_loss_gradient_matches_central_differences(loss, arch):
         X, y = _data()
     theta = net.flatten(net.init_params(seed=1))
     value, grad = loss_and_grad(net, theta, X, y, loss=loss)
-    num = _fd(lambda t: loss_and_grad(net, t, X, y, loss=loss)[0], theta)
+    num = fd_gradient(lambda t: loss_and_grad(net, t, X, y, loss=loss)[0], theta)
     assert np.max(np.abs(grad - num)) <= 1e-6 * max(1.0, np.max(np.abs(num)))
     # log loss and its gradient agree with the loss
     lg, glog = log_loss_and_grad(net, theta, X, y, loss=loss)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 
-import cvxpy as cp
 import numpy as np
 import pytest
-from scipy.optimize import linprog
 
 import verifier
 from verifier.cli import main
 from verifier.datasets import linearly_separable, two_clusters_xor
 from verifier.dynamics import TrainingError, iterates, train
 from verifier.io import load_params, save_data, save_params
+from tests.helpers import max_margin
 
 
 @pytest.fixture(scope="module")
@@ -79,24 +78,6 @@ def test_deep_relu_net_trains_on_separable_data(loss):
     assert res.history[-1]["log_loss"] < -100 and res.history[-1]["norm"] < 100
 
 
-def _max_margin(X, y, norm):
-    """max_{||w|| <= 1} min_i y_i <w, x_i> by an independent solver (cvxpy/Clarabel for l2, LP otherwise)."""
-    n, d = X.shape
-    YX = y[:, None] * X
-    if norm == "l2":
-        w = cp.Variable(d)
-        cp.Problem(cp.Minimize(cp.sum_squares(w)), [YX @ w >= 1]).solve(solver="CLARABEL")
-        return 1 / np.linalg.norm(w.value)
-    if norm == "linf":
-        r = linprog(np.r_[np.zeros(d), -1], A_ub=np.c_[-YX, np.ones(n)], b_ub=np.zeros(n),
-                    bounds=[(-1, 1)] * d + [(None, None)])
-        return -r.fun
-    A = np.r_[np.c_[-YX, YX, np.ones(n)], [np.r_[np.ones(2 * d), 0]]]
-    r = linprog(np.r_[np.zeros(2 * d), -1], A_ub=A, b_ub=np.r_[np.zeros(n), 1],
-                bounds=[(0, None)] * (2 * d) + [(None, None)])
-    return -r.fun
-
-
 @pytest.mark.parametrize("method,norm,key", [("gd", "l2", "normalized_margin"),
                                              ("sign", "linf", "normalized_margin_linf"),
                                              ("coordinate", "l1", "normalized_margin_l1")])
@@ -104,7 +85,7 @@ def test_steepest_descent_reaches_the_max_margin_of_its_norm(method, norm, key):
     # linear model: gd -> l2 SVM (Soudry et al.), sign -> l_inf, coordinate -> l1 margin (Gunasekar et al.)
     X, y = linearly_separable(30, 3, margin=0.05, seed=2)
     net = verifier.mlp([3, 1], activation="identity")
-    best = _max_margin(X, y, norm)
+    best = max_margin(X, y, norm)
     res = train(net, np.full(3, 0.1), X, y, method=method, steps=2000, lr=1.0, progress=False)
     got = np.array([e[key] for e in res.history])
     assert np.all(got <= best * (1 + 1e-9))  # nothing beats the optimum

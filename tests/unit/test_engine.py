@@ -8,14 +8,7 @@ import verifier
 from verifier import DataError, Network
 from verifier.numeric import gram_from, jacobian_from, kinks, margins_from, prepare, weighted_gradient_from
 from tests.unit.test_homogeneity import NETWORKS
-
-
-def _data(net, n=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, *net.input_shape))
-    C = net.num_outputs
-    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) if C == 1 else np.arange(n) % C
-    return X, y
+from tests.helpers import random_data
 
 
 def _fd_jacobian(net, theta, X, y, h=1e-6):
@@ -30,7 +23,7 @@ def _fd_jacobian(net, theta, X, y, h=1e-6):
 @pytest.mark.parametrize("key", sorted(NETWORKS))
 def test_jacobian_vs_finite_differences_and_euler(key):
     net, L = NETWORKS[key]
-    X, y = _data(net)
+    X, y = random_data(net)
     theta = net.flatten(net.init_params(seed=7))
     fp, cons = prepare(net, theta, X, y)
     assert not verifier.kinks(net, theta, X, tol=1e-4), "test point must be away from kinks"
@@ -47,7 +40,7 @@ def test_jacobian_vs_finite_differences_and_euler(key):
 
 def test_quasi_homogeneous_network_gradients():
     net = verifier.cnn((2, 5, 5), channels=[2], pool="max", hidden=[3], outputs=3, bias="all")
-    X, y = _data(net, n=4)
+    X, y = random_data(net, n=4)
     theta = net.flatten(net.init_params(seed=1))
     fp, cons = prepare(net, theta, X, y)
     assert cons.m == 4 * 2
@@ -56,7 +49,7 @@ def test_quasi_homogeneous_network_gradients():
 
 def test_multiclass_margins_by_hand():
     net = verifier.mlp([3, 4, 3])
-    X, _ = _data(net, n=4)
+    X, _ = random_data(net, n=4)
     y = np.array([0, 2, 1, 2])
     p = net.init_params(0)
     out = net.forward(p, X)
@@ -70,7 +63,7 @@ def test_forward_matches_torch_cnn():
     torch = pytest.importorskip("torch", reason="torch not installed")
     net = verifier.cnn((2, 7, 7), channels=[3, 2], kernel_size=3, stride=1, padding=1, pool="max", hidden=[4])
     p = net.init_params(4)
-    X, _ = _data(net, n=3)
+    X, _ = random_data(net, n=3)
     t = torch.tensor(X)
     h = torch.relu(torch.nn.functional.conv2d(t, torch.tensor(p["W1"]), padding=1))
     h = torch.nn.functional.max_pool2d(h, 2)
@@ -80,7 +73,7 @@ def test_forward_matches_torch_cnn():
     np.testing.assert_allclose(net.forward(p, X), h.numpy(), rtol=1e-12, atol=1e-13)
     net2 = verifier.cnn((1, 6, 6), channels=[2], kernel_size=2, stride=2, padding=0, pool="avg", pool_size=3)
     p2 = net2.init_params(0)
-    X2, _ = _data(net2, n=2)
+    X2, _ = random_data(net2, n=2)
     t2 = torch.nn.functional.avg_pool2d(torch.relu(torch.nn.functional.conv2d(torch.tensor(X2), torch.tensor(p2["W1"]), stride=2)), 3)
     np.testing.assert_allclose(net2.forward(p2, X2), t2.flatten(1).numpy() @ p2["W2"].T, rtol=1e-12)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import cvxpy as cp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +13,7 @@ import verifier
 import verifier.strategies as vst
 from verifier.errors import VerifierError
 from verifier.numeric import jacobian_from, margins_from, prepare
+from tests.helpers import max_margin
 
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -93,20 +93,12 @@ def test_diagonal_nets_are_products(net):
 
 # -- data ---------------------------------------------------------------------------------------------------
 
-def _max_margin(X: np.ndarray, y: np.ndarray) -> float:
-    """Largest geometric margin through the origin (independent: a QP in cvxpy)."""
-    X = X.reshape(len(y), -1)
-    w = cp.Variable(X.shape[1])
-    cp.Problem(cp.Minimize(cp.sum_squares(w)), [cp.multiply(y, X @ w) >= 1]).solve(solver=cp.CLARABEL)
-    return 1.0 / float(np.linalg.norm(w.value))
-
-
 @FAST
 @given(vst.separable_data(dim=3, margin=0.3, min_samples=2, max_samples=7))
 def test_separable_data_has_the_margin(data):
     X, y = data
     assert X.shape[1] == 3 and 2 <= len(y) <= 7 and set(y.tolist()) <= {-1.0, 1.0}
-    assert _max_margin(X, y) >= 0.3 - 1e-6
+    assert max_margin(X, y) >= 0.3 - 1e-6
 
 
 @FAST
@@ -115,7 +107,7 @@ def test_separable_data_for_a_network_matches_its_input(net, data):
     X, y = data.draw(vst.separable_data(net=net, max_samples=3))
     assert X.shape[1:] == net.input_shape
     assert net.forward(net.init_params(0), X).shape == (len(y), 1)
-    assert _max_margin(X, y) >= 0.25 - 1e-6
+    assert max_margin(X, y) >= 0.25 - 1e-6
 
 
 @FAST

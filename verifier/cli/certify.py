@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._options import int_range
+
 
 def _load_inputs(args: argparse.Namespace):
     from ..io import load_data, load_network, load_params
@@ -94,7 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="store params and data as .npz files next to the certificate (with SHA-256) instead of inline")
         q.add_argument("--encoding", default="auto", choices=["auto", "f64-hex", "f64-base64"],
                        help="inline float encoding (default: hex up to 20,000 entries, else base64)")
-        q.add_argument("--digits", type=int, default=6, help="significant digits of the claimed bounds (default 6)")
+        q.add_argument("--digits", type=int_range(1, 50, "significant digits"), default=6,
+                       help="significant digits of the claimed bounds, 1..50 (default 6)")
         q.add_argument("--no-normalize", action="store_true",
                        help="certify the parameters as given instead of theta_hat = theta / scale")
         q.add_argument("--kink-tol", type=float, default=None, help="kink tolerance passed to check_kkt")

@@ -18,81 +18,26 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from ..errors import VerifierError
-from ..io import load_data, load_network, load_params, save_params
+from ..errors import OutputPathError, SpecError
+from ..io import atomic_write, atomic_write_text, check_output_path, load_data, load_network, load_params, save_params
+from ._options import float_range, int_range, seed
 
-_SPEC_KEYS = {
-    "split": ("layer", "neuron", "ratios", "in_ratios", "out_ratios"),
-    "channel": ("layer", "channel", "ratios", "in_ratios", "out_ratios"),
-    "add_zero": ("layer", "count"),
-}
-_LIST_KEYS = ("ratios", "in_ratios", "out_ratios")
-_ALIASES = {"in": "in_ratios", "out": "out_ratios", "unit": None}
 _OPTION = {"split": "--split", "channel": "--channel", "add_zero": "--add-zero"}
 
 
-class SpecError(VerifierError):
-    """A malformed ``--split`` / ``--channel`` / ``--add-zero`` string."""
-
-
 def parse_spec(text: str, kind: str = "split") -> dict[str, Any]:
-    """``"layer=1,neuron=3,ratios=3/5,4/5"`` -> ``{"layer": 1, "neuron": 3, "ratios": ["3/5", "4/5"]}``.
-
-    Values without ``key=`` continue the previous list (``ratios``, ``in_ratios``, ``out_ratios``).
+    """The ``--split`` / ``--channel`` / ``--add-zero`` grammar: :func:`verifier.embed.parse_split`.
 
     >>> parse_spec("layer=2,neuron=0,in_ratios=1/2,1/2,out_ratios=1,1")
     {'layer': 2, 'neuron': 0, 'in_ratios': ['1/2', '1/2'], 'out_ratios': ['1', '1']}
     >>> parse_spec("layer=1,channel=0,ratios=1/sqrt(2),1/sqrt(2)", "channel")["ratios"]
     ['1/sqrt(2)', '1/sqrt(2)']
     """
-    opt = _OPTION[kind]
-    keys = _SPEC_KEYS[kind]
-    unit = "neuron" if kind == "split" else "channel" if kind == "channel" else None
-    example = {"split": "layer=1,neuron=3,ratios=3/5,4/5", "channel": "layer=1,channel=0,ratios=3/5,4/5",
-               "add_zero": "layer=1,count=2"}[kind]
-    where = f"{opt} {text!r}"
-    if not isinstance(text, str) or not text.strip():
-        raise SpecError(f"{where} is empty; expected e.g. {example!r}")
-    out: dict[str, Any] = {}
-    cur: str | None = None
-    for tok in text.split(","):
-        tok = tok.strip()
-        if not tok:
-            raise SpecError(f"{where} has an empty item (two commas in a row or a trailing comma); expected e.g. {example!r}")
-        if "=" in tok:
-            k, _, v = tok.partition("=")
-            k, v = k.strip(), v.strip()
-            k = _ALIASES.get(k, k) or (unit or k)
-            if k not in keys:
-                raise SpecError(f"{where}: unknown key {k!r}; valid keys are {', '.join(keys)} (e.g. {example!r})")
-            if k in out:
-                raise SpecError(f"{where}: key {k!r} is given twice")
-            if not v:
-                raise SpecError(f"{where}: key {k!r} has no value")
-            out[k] = [v] if k in _LIST_KEYS else v
-            cur = k
-        elif cur in _LIST_KEYS:
-            out[cur].append(tok)
-        else:
-            follows = f"follows {cur!r}, which takes a single value" if cur else "has no key"
-            raise SpecError(f"{where}: item {tok!r} {follows}; expected key=value items like {example!r}")
-    need = ["layer"] + ([unit] if unit else [])
-    missing = [k for k in need if k not in out]
-    if missing:
-        raise SpecError(f"{where} lacks {', '.join(missing)}; expected e.g. {example!r}")
-    if unit and not any(k in out for k in _LIST_KEYS):
-        raise SpecError(f"{where} lacks ratios (or in_ratios and out_ratios); expected e.g. {example!r}")
-    lay = out["layer"]
-    out["layer"] = int(lay) if lay.lstrip("-").isdigit() else lay
-    for k in ([unit] if unit else []) + (["count"] if "count" in out else []):
-        v = out[k]
-        if not v.lstrip("-").isdigit():
-            raise SpecError(f"{where}: {k}={v!r} must be an integer")
-        out[k] = int(v)
-    return out
+    from ..embed.spec import parse_split
+
+    return parse_split(text, kind, option=_OPTION[kind])
 
 
 class _Ordered(argparse.Action):
@@ -105,19 +50,13 @@ class _Ordered(argparse.Action):
 
 
 def _build(net: Any, params: Any, ops: list[tuple[str, str]], strict: bool):
-    from ..embed import add_zero_neuron, channel_split, compose, neuron_split
+    from ..embed import compose
+    from ..embed.spec import make_embedding
 
     embs = []
     cur_net, cur_params = net, params
     for kind, text in ops:
-        spec = parse_spec(text, kind)
-        if kind == "add_zero":
-            e = add_zero_neuron(cur_net, cur_params, spec["layer"], spec.get("count", 1))
-        else:
-            fn = neuron_split if kind == "split" else channel_split
-            unit = spec["neuron"] if kind == "split" else spec["channel"]
-            e = fn(cur_net, cur_params, spec["layer"], unit, spec.get("ratios"), in_ratios=spec.get("in_ratios"),
-                   out_ratios=spec.get("out_ratios"), strict=strict)
+        e = make_embedding(cur_net, cur_params, parse_spec(text, kind), strict=strict)
         embs.append(e)
         cur_net, cur_params = e.wide_net, e.wide_params
     return embs[0] if len(embs) == 1 else compose(*embs)
@@ -132,6 +71,12 @@ def _embed(args: argparse.Namespace) -> int:
     ops = getattr(args, "ops", None) or []
     if not ops:
         raise SpecError("give at least one of --split, --channel, --add-zero (e.g. --split 'layer=1,neuron=3,ratios=3/5,4/5')")
+    out = check_output_path(args.out, option="--out", folder=True)
+    names = ("net.json", "params.npz", "T.npz", "T_exact.json", "report.json")
+    for name in names if out.exists() else ():
+        check_output_path(out / name, option="--out", inputs=[args.net, args.params, args.data])
+    for kind, text in ops:  # the grammar is checked before any file is read
+        parse_spec(text, kind)
     net = load_network(args.net)
     params = load_params(args.params, net)
     X = y = None
@@ -147,20 +92,20 @@ def _embed(args: argparse.Namespace) -> int:
         rep = check_embedding(emb, params, X, y, checks=checks, gd_steps=args.gd_steps, lr=args.lr,
                               flow_time=args.flow_time, method=args.method, probes=args.probes, seed=args.seed,
                               tol=args.tol)
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=False, exist_ok=True)
     except OSError as e:
-        raise VerifierError(f"--out {str(out)!r}: cannot create the folder ({e.strerror})") from None
-    emb.wide_net.to_json(out / "net.json")
+        raise OutputPathError(f"--out {str(out)!r}: cannot create the folder ({e.strerror})") from None
+    atomic_write_text(out / "net.json", emb.wide_net.to_json() + "\n")
     save_params(out / "params.npz", emb.wide_params)
-    sps.save_npz(out / "T.npz", emb.T.tocsr())
-    (out / "T_exact.json").write_text(json.dumps({
+    T = emb.T.tocsr()
+    atomic_write(out / "T.npz", lambda f: sps.save_npz(f, T))
+    atomic_write_text(out / "T_exact.json", json.dumps({
         "shape": list(emb.shape), "rational": emb.is_rational,
         "narrow_params": emb.net.param_names, "wide_params": emb.wide_net.param_names,
         "entries": [[r, c, str(v)] for r, c, v in emb.entries()]}) + "\n")
     if rep is not None:
-        rep.to_json(out / "report.json")
+        atomic_write_text(out / "report.json", rep.to_json() + "\n")
     if args.json and rep is not None:
         print(rep.to_json())
     else:
@@ -190,13 +135,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-check", action="store_true", help="only build and write the wide network and T")
     p.add_argument("--no-strict", action="store_true",
                    help="build splits whose ratios break sum alpha^2 = 1 (or sum b a = 1) anyway, to see the checks fail")
-    p.add_argument("--gd-steps", type=int, default=200, help="fixed steps for the trajectory check (default 200)")
-    p.add_argument("--lr", type=float, default=0.05, help="step size of the trajectory check (default 0.05)")
-    p.add_argument("--flow-time", type=float, default=5.0, help="gradient-flow horizon (default 5)")
+    p.add_argument("--gd-steps", type=int_range(0, None), default=200, help="fixed steps for the trajectory check (default 200)")
+    p.add_argument("--lr", type=float_range(0.0, None, lo_open=True), default=0.05, help="step size of the trajectory check (default 0.05)")
+    p.add_argument("--flow-time", type=float_range(0.0, None, lo_open=True), default=5.0, help="gradient-flow horizon (default 5)")
     p.add_argument("--method", default="gd", choices=["gd", "sign", "coordinate", "adam"],
                    help="optimizer of the step trajectory check (default gd)")
-    p.add_argument("--probes", type=int, default=32, help="random inputs for the function/gradient checks (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random probes (default 0)")
-    p.add_argument("--tol", type=float, default=1e-9, help="relative tolerance of the function/gradient checks")
+    p.add_argument("--probes", type=int_range(1, 100_000), default=32, help="random inputs for the function/gradient checks (default 32)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random probes (default 0)")
+    p.add_argument("--tol", type=float_range(0.0, None), default=1e-9, help="relative tolerance of the function/gradient checks")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_embed, ops=[])

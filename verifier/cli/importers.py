@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import FormatError, NotHomogeneousError
-from ..io import load_network, load_params, save_params
+from ..io import atomic_write, atomic_write_text, check_output_path, load_network, load_params, save_params
 
 _TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".pkl", ".bin", ".ckpt")
 
@@ -33,6 +33,8 @@ def _import(args: argparse.Namespace) -> int:
             "its Python class, a state dict has no architecture): in Python call verifier.from_torch(model, "
             "example_input), or write an ONNX file with torch.onnx.export(model, (x,), 'model.onnx', dynamo=False)"
         )
+    out = check_output_path(args.out, option="--out", inputs=[src])
+    params_out = check_output_path(args.params, option="--params", inputs=[src, out])
     shape = None
     if args.input_shape:
         try:
@@ -40,8 +42,8 @@ def _import(args: argparse.Namespace) -> int:
         except ValueError:
             raise FormatError(f"--input-shape {args.input_shape!r} must be comma-separated integers, e.g. 1,28,28") from None
     net, params = from_onnx(src, input_shape=shape, check=not args.no_check)
-    net.to_json(args.out)
-    save_params(args.params, params)
+    atomic_write_text(out, net.to_json() + "\n")
+    save_params(params_out, params)
     print(f"imported {src}: {len(net.nodes)} nodes, {net.num_params} parameters "
           f"({', '.join(f'{p}{list(net.param_shapes[p])}' for p in net.param_names)})")
     try:
@@ -58,14 +60,12 @@ def _export(args: argparse.Namespace) -> int:
     from ..importers import to_torch_state_dict
     from ..importers._common import require
 
+    out = check_output_path(args.out, option="--out", inputs=[args.net, args.params])
     torch = require("torch", "torch")
     net = load_network(args.net)
     params = load_params(args.params, net)
     sd = to_torch_state_dict(net, params, dtype=torch.float64 if args.dtype == "float64" else torch.float32)
-    try:
-        torch.save(sd, args.out)
-    except OSError as e:
-        raise FormatError(f"cannot write {args.out!r}: {e.strerror}") from None
+    atomic_write(out, lambda f: torch.save(sd, f))
     print(f"wrote {len(sd)} tensors ({args.dtype}) to {args.out}: {', '.join(sd)}")
     print("load with: model.load_state_dict(torch.load(path), strict=False)")
     return 0

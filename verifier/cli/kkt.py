@@ -13,6 +13,7 @@ import sys
 import time
 
 from ..io import load_data, load_network, load_params
+from ._options import float_range
 
 
 def _kink_tol(text: str) -> float | None:
@@ -106,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON (KKTReport.to_dict)")
     p.add_argument("--full", action="store_true", help="with --json: include theta_hat (the normalised parameters)")
     p.add_argument("--norm", default="l2", help="l2 (default), l1 or linf")
-    p.add_argument("--tol", type=float, default=1e-6, help="verdict kkt iff eps_rel <= tol and delta_rel <= tol (default 1e-6)")
+    p.add_argument("--tol", type=float_range(0.0, None), default=1e-6, help="verdict kkt iff eps_rel <= tol and delta_rel <= tol (default 1e-6)")
     p.add_argument("--kink-tol", type=_kink_tol, default=1e-9,
                    help="pre-activations with |z| <= this are kinks (default 1e-9); 'none' to use default derivatives")
     p.add_argument("--solver", default="auto",

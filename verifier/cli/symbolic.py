@@ -15,14 +15,17 @@ import json
 from typing import Any
 
 from ..io import load_data, load_network
+from ._options import float_range, int_range
 
 
 def _limit(v: str) -> int | None:
-    return None if v.lower() == "none" else int(v)
+    """A count limit: an integer >= 1, or ``none`` for no limit."""
+    return None if v.strip().lower() == "none" else int_range(1, None, "or 'none' for no limit")(v)
 
 
 def _budget(v: str) -> float | None:
-    return None if v.lower() == "none" else float(v)
+    """A time budget in seconds: a number > 0, or ``none`` for no limit."""
+    return None if v.strip().lower() == "none" else float_range(0.0, None, lo_open=True, what="seconds, or 'none'")(v)
 
 
 def _degree(args: argparse.Namespace) -> int:
@@ -106,8 +109,8 @@ def register(sub: Any) -> None:
     t = ss.add_parser("split", help="neuron-splitting identities for symbolic ratios with sum alpha^2 = 1")
     t.add_argument("--net", required=True, help="network JSON file")
     t.add_argument("--node", default=None, help="dense node whose unit is split (default: first hidden layer)")
-    t.add_argument("--neuron", type=int, default=0, help="unit index (default 0)")
-    t.add_argument("--m", type=int, default=2, help="number of copies (default 2)")
+    t.add_argument("--neuron", type=int_range(0, None), default=0, help="unit index (default 0)")
+    t.add_argument("--m", type=int_range(2, None, "the number of copies"), default=2, help="number of copies (default 2)")
     t.add_argument("--max-params", type=_limit, default=64, help="parameter limit (default 64)")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(handler=_split)

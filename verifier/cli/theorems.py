@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from ..errors import VerifierError
+from ..io import atomic_write_text, check_output_path
+from ._options import int_range
 
 
 def _theorems():
@@ -78,7 +80,7 @@ def _certify(ce, path: Path) -> str:
         cert, res = certify_instance(ce.instance)
     except (VerifierError, ImportError) as e:
         return f"no certificate: {e}"
-    path.write_text(json.dumps(cert, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(cert, indent=1) + "\n")
     figs = res.figures
     facts = [f"{k} = {figs[k]}" for k in ("isometry", "output_preserved", "gradient_commutes") if k in figs]
     return (f"certificate written to {path} (independent exact check: {'all claims hold' if res.ok else 'a claim fails'}"
@@ -105,6 +107,11 @@ def _certify_sample(res) -> None:  # noqa: ANN001
 def _check(args: argparse.Namespace) -> int:
     t = _theorems().get(args.name)
     tols = _parse_tols(args.tol)
+    # every output is checked before the search starts (it can take minutes)
+    out_arg = Path(args.out) if args.out else Path(f"counterexample-{_slug(t.name)}.json")
+    check_output_path(out_arg, option="--out")
+    if args.certificate:
+        check_output_path(out_arg.with_suffix(".cert.json"), option="--out (its .cert.json)")
     def report_instance(k: int, ev) -> None:  # noqa: ANN001
         print(f"  instance {k}: {ev.verdict} ({ev.seconds * 1e3:.0f} ms)", file=sys.stderr)
 
@@ -116,7 +123,7 @@ def _check(args: argparse.Namespace) -> int:
         if args.certify > 0:
             _certify_sample(res)
         if args.out:
-            Path(args.out).write_text(json.dumps(res.to_dict(), indent=1) + "\n")
+            atomic_write_text(args.out, json.dumps(res.to_dict(), indent=1) + "\n")
             print(f"evidence written to {args.out}")
         return 0
     ce = res.counterexample
@@ -181,7 +188,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--tol", action="append", metavar="NAME=VALUE", help="override a tolerance (repeatable)")
     q.add_argument("--certificate", action="store_true",
                    help="also write an exactly re-checkable certificate of the counterexample's point")
-    q.add_argument("--certify", type=int, default=0, metavar="K",
+    q.add_argument("--certify", type=int_range(0, 10_000), default=0, metavar="K",
                    help="for a claim that holds: certify K of the instances (exact re-check; KKT and embedding claims)")
     q.add_argument("-v", "--verbose", action="store_true", help="one line per instance on stderr")
     q.set_defaults(handler=_check)

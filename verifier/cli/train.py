@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
+from .._display import fmt_number
 from .._json import jsonable
-from ..errors import FormatError
+from ..io import atomic_write_text, check_output_path
+from ._options import positive_int, seed
 
 
 def _clean(v: Any) -> Any:
@@ -18,21 +19,19 @@ def _clean(v: Any) -> Any:
 
 
 def _fmt(v: Any, spec: str = ".4g") -> str:
-    return "-" if v is None else format(v, spec)
+    return fmt_number(v, spec.lstrip("+"), sign=spec.startswith("+"))
 
 
 def _train(args: argparse.Namespace) -> int:
     from ..dynamics import train
     from ..io import load_data, load_network, load_params, save_params
 
+    inputs = [args.net, args.data, args.init]
+    out = check_output_path(args.out, option="--out", inputs=inputs)
+    history = check_output_path(args.history, option="--history", inputs=inputs + [out]) if args.history else None
     net = load_network(args.net)
     X, y = load_data(args.data)
     params = load_params(args.init, net) if args.init else None
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FormatError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
-    if args.history and not Path(args.history).parent.exists():
-        raise FormatError(f"--history {args.history!r}: folder {str(Path(args.history).parent)!r} does not exist")
     progress = None if args.progress == "auto" else args.progress == "on"
     t0 = time.perf_counter()
     res = train(net, params, X, y, loss=args.loss, method=args.method, steps=args.steps, lr=args.lr,
@@ -44,7 +43,8 @@ def _train(args: argparse.Namespace) -> int:
         doc = res.to_dict()
         doc["meta"].update({"net": str(args.net), "data": str(args.data), "init": args.init, "seed": args.seed,
                             "seconds": round(elapsed, 3)})
-        Path(args.history).write_text(json.dumps(_clean(doc), indent=1) + "\n")
+        assert history is not None
+        atomic_write_text(history, json.dumps(_clean(doc), indent=1) + "\n")
     first, last = res.history[0], res.history[-1]
     print(f"trained {net.num_params} parameters on {len(y)} samples: {args.method}, {args.loss} loss, "
           f"{args.schedule} schedule, lr {args.lr:g}, {args.steps} steps in {elapsed:.2f} s")
@@ -63,34 +63,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{s!r} must be an integer >= 1")
-    return v
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network full-batch (GD, sign/coordinate descent, Adam)",
                        description="Full-batch float64 training on the exponential or logistic loss; writes the "
                                    "parameters (npz keyed by tensor name) and optionally the history (JSON).")
     p.add_argument("--net", required=True, help="network JSON file")
     p.add_argument("--data", required=True, help="data .npz with arrays X and y")
-    p.add_argument("--out", required=True, help="where to write the trained parameters (.npz)")
+    p.add_argument("--out", required=True, help="where to write the trained parameters (.npz; written to exactly this path, atomically)")
     p.add_argument("--loss", default="exp", help="exp (default) or logistic")
     p.add_argument("--method", default="gd", help="gd (default), sign, coordinate or adam")
     p.add_argument("--schedule", default="adaptive", help="adaptive (default: loss-adaptive step) or constant")
     p.add_argument("--steps", type=int, default=1000, help="number of steps (default 1000)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation when --init is not given")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random initialisation when --init is not given")
     p.add_argument("--init", default=None, help="initial parameters (.npz keyed by tensor name)")
     p.add_argument("--history", default=None, help="write the training history as JSON here")
-    p.add_argument("--history-every", type=_positive_int, default=None,
+    p.add_argument("--history-every", type=positive_int, default=None,
                    help="record the history every N steps (default: about 100 entries)")
-    p.add_argument("--kkt-every", type=_positive_int, default=None,
+    p.add_argument("--kkt-every", type=positive_int, default=None,
                    help="run the KKT check every N steps and record (eps, delta)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="minibatch size (default: full batch); each epoch in a random order from --seed")

@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from ..graph import Network
 from .losses import Problem, TrainingError
 from .steps import check_positive
 
 FLOW_METHODS = ("DOP853", "RK45", "RK23")
 
 
-def gradient_flow(net, theta0: Any, X: Any, y: Any, *, t_end: float, loss: str = "exp", n_eval: int = 50,
+def gradient_flow(net: Network, theta0: Any, X: Any, y: Any, *, t_end: float, loss: str = "exp", n_eval: int = 50,
                   rtol: float = 1e-10, atol: float = 1e-12, method: str = "DOP853",
                   max_step: float = math.inf, max_evals: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """Integrate the gradient flow of ``loss`` from ``theta0`` over ``[0, t_end]``.

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ..errors import VerifierError
+from ..errors import TrainingError
+from ..graph import Network
 from ..numeric import (Constraints, check_inputs, check_labels, constraints, margins_from, run_forward,
                        weighted_gradient_from)
 
@@ -43,10 +44,6 @@ LOSSES = ("exp", "logistic")
 
 #: log of the largest finite float64: above it ``loss`` itself overflows.
 _LOG_MAX = float(np.log(np.finfo(np.float64).max))
-
-
-class TrainingError(VerifierError):
-    """Bad training arguments, or training cannot continue (non-finite iterate or loss: the message names the step)."""
 
 
 def check_loss(loss: Any) -> str:
@@ -109,7 +106,7 @@ def log_loss_from_margins(q: np.ndarray, cons: Constraints, loss: str = "exp") -
 class Problem:
     """Validated ``(net, X, y)`` with the loss, reused across many gradient evaluations."""
 
-    def __init__(self, net, X: Any, y: Any, loss: str = "exp"):
+    def __init__(self, net: Network, X: Any, y: Any, loss: str = "exp"):
         self.net = net
         self.loss = check_loss(loss)
         self.X = check_inputs(net, X)
@@ -144,7 +141,7 @@ class Problem:
         return value, value * g
 
 
-def loss_and_grad(net, theta: Any, X: Any, y: Any, loss: str = "exp") -> tuple[float, np.ndarray]:
+def loss_and_grad(net: Network, theta: Any, X: Any, y: Any, loss: str = "exp") -> tuple[float, np.ndarray]:
     """The training loss at ``theta`` (flat vector or dict of named tensors) and its flat gradient.
 
     ``loss="exp"``: ``sum_r exp(-q_r)``; ``loss="logistic"``: ``sum_i log(1 + sum_r exp(-q_r))``
@@ -162,7 +159,7 @@ def loss_and_grad(net, theta: Any, X: Any, y: Any, loss: str = "exp") -> tuple[f
     return Problem(net, X, y, loss).value_and_grad(theta)
 
 
-def log_loss_and_grad(net, theta: Any, X: Any, y: Any, loss: str = "exp") -> tuple[float, np.ndarray]:
+def log_loss_and_grad(net: Network, theta: Any, X: Any, y: Any, loss: str = "exp") -> tuple[float, np.ndarray]:
     """``log(loss)`` and its gradient ``grad loss / loss`` (finite however small the loss is)."""
     log_loss, g, _ = Problem(net, X, y, loss).evaluate(theta)
     assert g is not None

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..graph import Network
 from .losses import Problem, TrainingError
 
 METHODS = ("gd", "sign", "coordinate", "adam")
@@ -111,7 +112,7 @@ class Adam:
         return m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-def iterates(net, theta0: Any, X: Any, y: Any, *, steps: int, lr: float, loss: str = "exp",
+def iterates(net: Network, theta0: Any, X: Any, y: Any, *, steps: int, lr: float, loss: str = "exp",
              method: str = "gd") -> np.ndarray:
     """``steps`` updates with the fixed step ``lr`` on the loss (not its log); returns ``(steps + 1, P)``.
 

@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..errors import NotHomogeneousError
+from ..graph import Network
 from .losses import Problem, TrainingError, _LOG_MAX
 from .steps import METHOD_NORM, Adam, check_method, check_positive, check_steps, steepest_direction
 
@@ -236,7 +237,7 @@ def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, sch
     return cand, damp, halvings, size
 
 
-def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *, loss: str = "exp",
+def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *, loss: str = "exp",
           method: str = "gd", steps: int = 1000, lr: float = 0.1, schedule: str = "adaptive",
           kkt_every: int | Iterable[int] | None = None, checkpoint_every: int | Iterable[int] | None = None,
           progress: bool | None = None, seed: int = 0, history_every: int | Iterable[int] | None = None,
@@ -319,7 +320,7 @@ def train(net, params: Mapping[str, Any] | np.ndarray | None, X: Any, y: Any, *,
         if qmin == 0 or not math.isfinite(qmin):
             return 0.0 if qmin == 0 else None
         with np.errstate(over="ignore", under="ignore"):
-            return float(math.copysign(math.exp(math.log(abs(qmin)) - L * math.log(nrm)), qmin))
+            return float(math.copysign(math.exp(min(math.log(abs(qmin)) - L * math.log(nrm), 700.0)), qmin))
 
     def record(k: int) -> None:
         top = float(np.abs(theta).max(initial=0.0))

@@ -4,6 +4,8 @@
   ratios ``alpha_k > 0``, ``sum alpha_k^2 = 1`` (an isometry ``T`` with
   ``Phi~(T theta) = Phi(theta)``), or an output-preserving rescale;
 * :func:`add_zero_neuron`: the trivial embedding (zero in- and out-weights);
+* :func:`parse_split` / :func:`make_embedding`: the one grammar of a split specification
+  (``"layer=1,neuron=3,ratios=3/5,4/5"``), shared by the CLI and the certificate producer;
 * :class:`Embedding`: the map object (also for a user-supplied ``T``), :func:`compose`;
 * :func:`check_embedding`: isometry, function, gradient, KKT, GD and flow
   trajectories, limit direction, each with its figure and, on failure, the reason.
@@ -12,6 +14,8 @@
 from .checks import Check, EmbeddingReport, check_embedding
 from .maps import Embedding, add_zero_neuron, channel_split, compose, neuron_split, power_explanation
 from .ratios import EmbeddingError, parse_ratios
+from .spec import MAX_ZERO_UNITS, make_embedding, parse_split
 
 __all__ = ["Check", "Embedding", "EmbeddingError", "EmbeddingReport", "add_zero_neuron", "channel_split",
-           "check_embedding", "compose", "neuron_split", "parse_ratios", "power_explanation"]
+           "check_embedding", "compose", "make_embedding", "neuron_split", "parse_ratios", "parse_split",
+           "power_explanation", "MAX_ZERO_UNITS"]

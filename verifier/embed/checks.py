@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from .._json import jsonable
+from ..results import Check
 import scipy.sparse as sps
 import sympy as sp
 
@@ -57,38 +58,6 @@ _METHOD_WHY = {
     "coordinate": ("coordinate descent moves only the largest |gradient| coordinate, and which one that is changes "
                    "under T (a split coordinate alpha_k g is smaller than g), so theta~_k != T theta_k"),
 }
-
-
-@dataclass
-class Check:
-    """One condition: ``passed``, its ``figure`` (see the module table), and a ``detail`` sentence.
-
-    ``status`` is ``"pass"``, ``"fail"`` or ``"error"`` (the check could not be evaluated,
-    e.g. the KKT layer rejected a non-homogeneous network; ``passed`` is then ``False``).
-    """
-
-    passed: bool
-    figure: float
-    detail: str
-    tol: float | None = None
-    status: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.status:
-            self.status = "pass" if self.passed else "fail"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"passed": bool(self.passed), "status": self.status, "figure": _json_num(self.figure),
-                "tol": self.tol, "detail": self.detail, "data": _jsonable(self.data)}
-
-
-def _json_num(x: Any) -> Any:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _jsonable(x: Any) -> Any:
@@ -675,7 +644,7 @@ def check_embedding(
     if start_note:
         for name in ("gd_trajectory", "flow_trajectory", "direction"):
             if name in out:
-                out[name].detail += f" [{start_note}]"
+                out[name] = replace(out[name], detail=f"{out[name].detail} [{start_note}]")
     settings = {"checks": wanted, "gd_steps": gd_steps, "lr": lr, "flow_time": flow_time, "method": method,
                 "loss": loss, "probes": probes, "seed": seed, "exact": exact, "tol": tol, "iso_tol": iso_tol,
                 "kkt_tol": kkt_tol, "traj_tol": traj_tol, "flow_tol": flow_tol, "direction_tol": direction_tol,

@@ -77,7 +77,7 @@ class Embedding:
     >>> Embedding(net, wide, [[1, 0]])
     Traceback (most recent call last):
     ...
-    verifier.embed.ratios.EmbeddingError: map T has shape (1, 2), expected (P~, P) = (4, 2): one row per parameter of the wide network, one column per parameter of the narrow network
+    verifier.errors.EmbeddingError: map T has shape (1, 2), expected (P~, P) = (4, 2): one row per parameter of the wide network, one column per parameter of the narrow network
     """
 
     def __init__(self, net: Network, wide_net: Network, T: Any, *, params: Any = None,
@@ -612,7 +612,7 @@ def neuron_split(net: Network, params: Any = None, layer: int | str = 1, neuron:
     >>> neuron_split(net, None, layer=1, neuron=4, ratios=["3/5", "4/5"])
     Traceback (most recent call last):
     ...
-    verifier.embed.ratios.EmbeddingError: neuron_split: neuron=4 is out of range; layer 'fc1' has 4 neurons, valid indices 0..3
+    verifier.errors.EmbeddingError: neuron_split: neuron=4 is out of range; layer 'fc1' has 4 neurons, valid indices 0..3
     """
     return _split(net, params, layer, neuron, ratios, in_ratios, out_ratios, strict,
                   want="dense", what="neuron", fn="neuron_split")

@@ -22,14 +22,10 @@ from typing import Any, Iterable, Sequence
 
 import sympy as sp
 
-from ..errors import VerifierError
+from ..errors import EmbeddingError
 
 
 _ALLOWED = set("0123456789./*+-()^ eE")
-
-
-class EmbeddingError(VerifierError):
-    """Bad input to an embedding (layer/unit out of range, bad ratios, wrong map shape...)."""
 
 
 def parse_ratio(value: Any, *, where: str = "ratio") -> sp.Expr:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GraphError, ShapeError, VerifierError
+from ..errors import (GraphError, ImportCheckError, MissingDependencyError, ShapeError,  # noqa: F401
+                      UnsupportedModelError)
 from ..graph import Network
 from ..ops import get_op
 
@@ -16,18 +17,6 @@ from ..ops import get_op
 SUPPORTED_OPS = ("Linear/Gemm/MatMul (+bias), Conv2d (+bias, zero padding), ReLU, LeakyReLU, Sigmoid, Tanh, "
                  "MaxPool2d/AvgPool2d (no padding, ceil_mode off), Flatten from dim 1, residual add, "
                  "Identity, Dropout in eval mode")
-
-
-class UnsupportedModelError(GraphError):
-    """The model uses a layer, function or construct that has no counterpart in the network IR."""
-
-
-class MissingDependencyError(VerifierError, ImportError):
-    """An optional extra (``torch``, ``onnx``) is needed but not installed."""
-
-
-class ImportCheckError(VerifierError):
-    """The imported network does not reproduce the original model's outputs."""
 
 
 def require(module: str, extra: str) -> ModuleType:

@@ -1,9 +1,8 @@
-"""Errors of the KKT layer (subclasses of :class:`verifier.errors.VerifierError`)."""
+"""Errors of the KKT layer: :class:`~verifier.errors.KKTError`, defined with every other error in
+:mod:`verifier.errors` and re-exported here for the modules that import it from ``verifier.kkt``."""
 
 from __future__ import annotations
 
-from ..errors import VerifierError
+from ..errors import KKTError
 
-
-class KKTError(VerifierError):
-    """A KKT check cannot be carried out as asked (bad option, unsupported case, solver failure)."""
+__all__ = ["KKTError"]

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,13 +21,9 @@ from ..errors import FormatError
 
 
 def _read_json(path: Any, what: str) -> Any:
-    p = Path(path)
-    try:
-        return json.loads(p.read_text())
-    except OSError as e:
-        raise FormatError(f"{what} file {str(p)!r} cannot be read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{what} file {str(p)!r} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    from .._json import read_json
+
+    return read_json(path, what)
 
 
 def load_history(h: Any) -> list[dict[str, Any]]:
