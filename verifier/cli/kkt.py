@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from ._options import float_range, positive_int
 from ..io import load_data, load_network, load_params
 from ._options import float_range
 
@@ -40,26 +41,6 @@ def _progress_printer():
                   file=sys.stderr, flush=True)
 
     return show
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not (v > 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return v
 
 
 def _kkt(args: argparse.Namespace) -> int:
@@ -113,9 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solver", default="auto",
                    help="auto (default: all constraints at once up to 2000, the working set above), working-set, "
                    "nnls, clarabel or osqp")
-    p.add_argument("--working-set", type=_positive_int, default=1000, metavar="K",
+    p.add_argument("--working-set", type=positive_int, default=1000, metavar="K",
                    help="initial working set: the K constraints with the smallest margins (default 1000)")
-    p.add_argument("--memory-limit", type=_positive_float, default=None, metavar="GIB",
+    p.add_argument("--memory-limit", type=float_range(0.0, None, lo_open=True, what='GiB'), default=None, metavar="GIB",
                    help="GiB the largest arrays may take (default: half the machine's memory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--second-order", action="store_true", help="also check second-order necessary conditions")

@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the history every N steps (default: about 100 entries)")
     p.add_argument("--kkt-every", type=positive_int, default=None,
                    help="run the KKT check every N steps and record (eps, delta)")
-    p.add_argument("--batch-size", type=_positive_int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="minibatch size (default: full batch); each epoch in a random order from --seed")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
