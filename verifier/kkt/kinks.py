@@ -40,9 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..numeric.data import Constraints
-from ..numeric.engine import ForwardPass, Kink
-from ..ops.activations import Elementwise
-from ..ops.pooling import MaxPool2d
+from ..numeric.engine import ForwardPass, Kink, backward
 from ._backprop import row_gradients
 from .errors import KKTError
 
@@ -50,6 +48,9 @@ from .errors import KKTError
 MAX_VERTICES = 256
 #: Cap on the number of floats of materialised piece vectors (pieces x P).
 MAX_PIECE_FLOATS = 40_000_000
+#: A piece ``h(probe) - h0`` is zero (the selection does not matter) when its norm is at most this
+#: fraction of ``||h(probe)|| + ||h0||`` (relative: rescaling the data or the parameters changes nothing).
+PIECE_RTOL = 1e-13
 
 
 @dataclass
@@ -76,6 +77,8 @@ class KinkPieces:
     D: np.ndarray  # (K, P) piece vectors
     kinks: list[Kink]  # all kinks found
     piece_nodes: set[str]
+    #: per sample, the nodes of its kinks that matter (a selection changes some row's gradient)
+    kink_nodes_of_sample: dict[int, set[str]] = field(default_factory=dict)
 
     @property
     def K(self) -> int:
@@ -83,42 +86,109 @@ class KinkPieces:
 
 
 def _interval(node) -> tuple[float, float]:
-    """The derivative interval of a positively homogeneous piecewise-linear activation at 0."""
-    left, right = (float(v) for v in node.impl.df(np.array([-1.0, 1.0]), node.attrs))
-    return min(left, right), max(left, right)
+    """The Clarke derivative interval ``[lo, hi]`` of an elementwise kinked node (an op fact)."""
+    iv = node.impl.clarke_interval(node.attrs)
+    if iv is None:  # pragma: no cover - kink_kind "elementwise" implies an interval
+        raise KKTError(f"node {node.name!r} ({node.op}): the op declares an elementwise kink but no Clarke interval")
+    return float(iv[0]), float(iv[1])
 
 
 def _ties(fp: ForwardPass, node: str, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
-    win = fp.ctx[node]["win"][sample, unit[0], :, unit[1], unit[2]]
-    arg = int(fp.ctx[node]["arg"][sample, unit[0], unit[1], unit[2]])
-    ties = [int(i) for i in np.flatnonzero(win >= win.max() - tol)]
-    if arg not in ties:  # pragma: no cover - arg is the max
-        ties.append(arg)
-    return ties, arg
+    nd = fp.net.nodes[node]
+    return nd.impl.ties(fp.ctx[node], sample, unit, tol)
+
+
+def _abs_tol(k: Kink, kink_tol: float) -> float:
+    """The absolute tolerance a kink was found with (``kink_tol`` relative to the kink's scale)."""
+    return kink_tol * k.scale
 
 
 def kink_kind(net, node: str) -> str:
-    impl = net.nodes[node].impl
-    if isinstance(impl, MaxPool2d):
-        return "maxpool"
-    if isinstance(impl, Elementwise):
-        return "elementwise"
-    raise KKTError(f"node {node!r} ({net.nodes[node].op}): kinks of this op are not supported by the KKT check")
+    """``"elementwise"`` or ``"maxpool"`` (the op's fact); an error for an op whose kinks are not supported."""
+    nd = net.nodes[node]
+    kind = nd.impl.kink_kind(nd.attrs)
+    if kind in ("elementwise", "maxpool"):
+        return kind
+    raise KKTError(f"node {node!r} ({nd.op}): kinks of this op are not supported by the KKT check")
+
+
+def _consumers(net, name: str) -> list[str]:
+    return list(net.graph.successors(name))
 
 
 def exact_structure(net, node: str) -> bool:
-    """True when ``node`` is an elementwise activation fed by ``input -> dense [-> bias]``."""
-    if kink_kind(net, node) != "elementwise":
+    """True when ``node`` is a kinked elementwise activation in the *first hidden layer of a dense net*.
+
+    That is (MATH.md section 5): ``input -> dense [-> bias] -> node``, where the
+    dense op gives each unit its own weight row (``unit_params == "row"``), the
+    optional bias its own entry (``"bias"``), and each of them feeds only the
+    next node of this chain (so a pre-activation reaches no other kinked op).
+    Every op fact is asked of the op; no op names.  Depth after ``node`` is
+    unrestricted: see :func:`exact_relaxation` for the per-sample condition.
+    """
+    nd = net.nodes[node]
+    if nd.impl.kink_kind(nd.attrs) != "elementwise" or len(nd.inputs) != 1:
         return False
-    prev = net.nodes[node].inputs
-    if len(prev) != 1:
-        return False
-    cur = net.nodes[prev[0]]
-    if cur.op == "bias":
-        if len(cur.inputs) != 1:
+    cur = net.nodes[nd.inputs[0]]
+    nxt = node
+    if cur.impl.unit_params(cur.attrs) == "bias":
+        if len(cur.inputs) != 1 or _consumers(net, cur.name) != [nxt]:
             return False
-        cur = net.nodes[cur.inputs[0]]
-    return cur.op == "dense" and len(cur.inputs) == 1 and net.nodes[cur.inputs[0]].op == "input"
+        nxt, cur = cur.name, net.nodes[cur.inputs[0]]
+    return (cur.impl.unit_params(cur.attrs) == "row" and len(cur.inputs) == 1
+            and _consumers(net, cur.name) == [nxt] and cur.inputs[0] == net.input)
+
+
+def exact_relaxation(net, kink_nodes_of_sample: dict[int, set[str]], samples: Any) -> bool:
+    """The one definition of the "exact" relaxation level (MATH.md section 5).
+
+    The chain-rule subgradients of the margins of ``samples`` (those carrying a
+    positive multiplier) are the Clarke subdifferential when, for each of these
+    samples, every kink that matters sits in a node with :func:`exact_structure`
+    (an elementwise activation fed by ``input -> dense [-> bias]``, any depth
+    after it); then no deeper pre-activation of the sample is at a kink.
+    ``kink_nodes_of_sample[i]`` lists the nodes of sample ``i``'s kinks that
+    matter (after :func:`prune`; the float check, the symbolic layer and the
+    certificates all pass the kinks whose selection can change a gradient).
+    Samples with no kinks are smooth and do not affect the answer.
+
+    >>> import verifier
+    >>> net = verifier.mlp([2, 2, 2, 1])
+    >>> exact_relaxation(net, {0: {"act1"}}, [0]), exact_relaxation(net, {0: {"act1", "act2"}}, [0])
+    (True, False)
+    """
+    cache: dict[str, bool] = {}
+    for i in samples:
+        for node in kink_nodes_of_sample.get(int(i), ()):
+            if node not in cache:
+                cache[node] = exact_structure(net, node)
+            if not cache[node]:
+                return False
+    return True
+
+
+def relaxation(net, pieces: "KinkPieces | None", lam: np.ndarray, thr: float = 0.0) -> str:
+    """``"none"`` (no kink selection used), ``"exact"`` or ``"chain-rule"`` for multipliers ``lam``.
+
+    The slots with ``lam[row] > thr`` are the kinks that carry a multiplier;
+    the verdict is :func:`exact_relaxation` over their samples.
+    """
+    if pieces is None:
+        return "none"
+    used = [s for s in pieces.slots if lam[s.row] > thr]
+    if not used:
+        return "none"
+    return "exact" if exact_relaxation(net, pieces.kink_nodes_of_sample, {s.sample for s in used}) else "chain-rule"
+
+
+def _seed_positions(fp: ForwardPass, k: Kink, kink_tol: float) -> list[tuple[int, ...]]:
+    """Positions in the kinked node's input whose gradient decides whether the kink can matter."""
+    net = fp.net
+    if kink_kind(net, k.node) == "elementwise":
+        return [k.unit]
+    nd = net.nodes[k.node]
+    ties, _ = _ties(fp, k.node, k.sample, k.unit, _abs_tol(k, kink_tol))
+    return nd.impl.tie_positions(nd.attrs, k.unit, ties)
 
 
 def _ancestors(net) -> dict[str, set[str]]:
@@ -131,13 +201,38 @@ def _ancestors(net) -> dict[str, set[str]]:
     return anc
 
 
-def _input_positions(net, node: str, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
-    """Positions in a max-pooling node's input of the window entries ``entries`` of output ``unit``."""
-    attrs = net.nodes[node].attrs
-    kw = attrs["kernel_size"][1]
-    sh, sw = attrs["stride"]
-    ch, a, b = unit
-    return [(ch, a * sh + t // kw, b * sw + t % kw) for t in entries]
+#: Floats of seed / gradient arrays one batched prune pass may hold.
+PRUNE_BATCH_FLOATS = 4_000_000
+
+
+def _moving(fp: ForwardPass, src: str, samples: np.ndarray, positions: list[tuple[int, ...]]) -> np.ndarray:
+    """For each row (a sample and a position in node ``src``): does that entry's gradient in theta have a
+    non-zero component?  One backward pass per batch of rows; no ``rows x P`` matrix is formed."""
+    net = fp.net
+    R = len(positions)
+    out = np.zeros(R, dtype=bool)
+    if R == 0:
+        return out
+    shape = net.shapes[src]
+    width = max([int(np.prod(net.shapes[n])) for n in net.order]
+                + [int(np.prod(net.param_shapes[p])) for p in net.param_names])
+    chunk = max(1, min(R, PRUNE_BATCH_FLOATS // max(width, 1)))
+    for a in range(0, R, chunk):
+        idx = np.arange(a, min(R, a + chunk))
+        seed = np.zeros((len(idx), *shape))
+        for r, j in enumerate(idx):
+            seed[(r,) + tuple(positions[j])] = 1.0
+        rows = Constraints(samples[idx], np.zeros((len(idx), net.num_outputs)), -np.ones(len(idx), dtype=np.int64),
+                           int(fp.X.shape[0]))
+        hit = np.zeros(len(idx), dtype=bool)
+
+        def sink(name, node, ctx, g, nps, hit=hit):
+            for arr in node.impl.param_grads(ctx, g, nps, node.attrs).values():
+                hit[:] |= np.any(arr.reshape(arr.shape[0], -1) != 0, axis=1)
+
+        backward(fp, rows, sink, seeds={src: seed})
+        out[idx] = hit
+    return out
 
 
 def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
@@ -149,30 +244,44 @@ def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
     other relevant kink of the same sample lies upstream (then the upstream
     Jacobian does not depend on any selection and the default one decides);
     nodes are visited in topological order so pruned kinks do not count.
+
+    The test is *exact*: a kink is dropped only when every component of the
+    input's gradient is exactly 0 in floating point (zeros come from zero data
+    or zero ReLU outputs, not from cancellation), so it needs no threshold and
+    does not depend on the scale of the data or the parameters.  All kinks of
+    one node are tested together, in batched backward passes
+    (:data:`PRUNE_BATCH_FLOATS`), not one pass each.
     """
     net = fp.net
     anc = _ancestors(net)
-    theta_scale = 1.0 + sum(float(np.abs(v).sum()) for v in fp.params.values())
+    pos = {n: i for i, n in enumerate(net.order)}
+    by_node: dict[str, list[Kink]] = {}
+    for k in kinks:
+        by_node.setdefault(k.node, []).append(k)
     kept: list[Kink] = []
     relevant_nodes: dict[int, set[str]] = {}
-    for k in sorted(kinks, key=lambda k: (k.sample, net.order.index(k.node))):
-        upstream = relevant_nodes.get(k.sample, set()) & anc[k.node]
-        if not upstream:
-            src = net.nodes[k.node].inputs[0]
-            shape = net.shapes[src]
-            if kink_kind(net, k.node) == "elementwise":
-                positions = [k.unit]
-            else:
-                ties, _ = _ties(fp, k.node, k.sample, k.unit, kink_tol)
-                positions = _input_positions(net, k.node, k.unit, ties)
-            seed = np.zeros((len(positions), *shape))
-            for r, pos in enumerate(positions):
-                seed[(r,) + tuple(pos)] = 1.0
-            Jz = row_gradients(fp, np.full(len(positions), k.sample), None, seeds={src: seed})
-            if np.abs(Jz).max(initial=0.0) <= 1e-15 * theta_scale:
+    for node in sorted(by_node, key=pos.__getitem__):
+        ks = by_node[node]
+        test = [k for k in ks if not (relevant_nodes.get(k.sample, set()) & anc[node])]
+        src = net.nodes[node].inputs[0]
+        owner: list[int] = []
+        samples: list[int] = []
+        positions: list[tuple[int, ...]] = []
+        for j, k in enumerate(test):
+            for p in _seed_positions(fp, k, kink_tol):
+                owner.append(j)
+                samples.append(k.sample)
+                positions.append(p)
+        moving = _moving(fp, src, np.array(samples, dtype=np.int64), positions)
+        matters = np.zeros(len(test), dtype=bool)
+        np.logical_or.at(matters, np.array(owner, dtype=np.int64), moving)
+        drop = {id(k) for k, m in zip(test, matters) if not m}
+        for k in ks:
+            if id(k) in drop:
                 continue  # the unit's input is constant in theta: every selection gives the same gradient
-        kept.append(k)
-        relevant_nodes.setdefault(k.sample, set()).add(k.node)
+            kept.append(k)
+            relevant_nodes.setdefault(k.sample, set()).add(node)
+    kept.sort(key=lambda k: (k.sample, pos[k.node]))
     return kept
 
 
@@ -213,7 +322,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                     plan.append((Slot(r, "interval", [], lo - s0, hi - s0, node, i, k.unit, s0, (lo, hi)),
                                  [len(probes_ov) - 1]))
                 else:
-                    ties, arg = _ties(fp, node, i, k.unit, kink_tol)
+                    ties, arg = _ties(fp, node, i, k.unit, _abs_tol(k, kink_tol))
                     alts = [t for t in ties if t != arg]
                     idx = []
                     for t in alts:
@@ -237,7 +346,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                 choice_lists.append([(k.node, ("deriv", flat), v) for v in (lo, hi)])
                 units.append((k.node, k.unit, s0))
             else:
-                ties, arg = _ties(fp, k.node, i, k.unit, kink_tol)
+                ties, arg = _ties(fp, k.node, i, k.unit, _abs_tol(k, kink_tol))
                 choice_lists.append([(k.node, ("arg", k.unit), t) for t in ties])
                 units.append((k.node, k.unit, float(arg)))
         nv = int(np.prod([len(c) for c in choice_lists]))
@@ -307,17 +416,28 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
     keep_cols: list[int] = []
     for slot, idx in plan:
         h0 = H0[base_of[slot.row]]
-        scale = np.linalg.norm(h0) + 1.0
+        h0n = np.linalg.norm(h0)
+        # relative to the gradients subtracted: ||h(probe) - h0|| <= PIECE_RTOL (||h(probe)|| + ||h0||)
+        scales = [np.linalg.norm(D[j]) + h0n for j in idx]
         for j in idx:
             D[j] -= h0
         norms = [np.linalg.norm(D[j]) for j in idx]
-        if not idx or max(norms) <= 1e-13 * scale:
+        if not idx or all(nj <= PIECE_RTOL * sj for nj, sj in zip(norms, scales)):
             continue  # the selection does not change this row's gradient: not a kink that matters
         slot.cols = list(range(len(keep_cols), len(keep_cols) + len(idx)))
         keep_cols.extend(idx)
         slots.append(slot)
     Dk = D[keep_cols] if keep_cols else np.zeros((0, P))
-    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots})
+    nodes_of: dict[int, set[str]] = {}
+    for sl in slots:
+        nodes_of.setdefault(sl.sample, set()).update(_slot_nodes(sl))
+    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots}, nodes_of)
+
+
+def _slot_nodes(slot: Slot) -> set[str]:
+    if slot.kind == "interval":
+        return {slot.node}
+    return {u[0] for u in slot.units}
 
 
 def slot_constraints(slots: list[Slot], m: int, K: int):

@@ -36,12 +36,18 @@ class ForwardPass:
 
 @dataclass(frozen=True)
 class Kink:
-    """A pre-activation within ``tol`` of a non-differentiable point."""
+    """A pre-activation within ``tol * scale`` of a non-differentiable point.
+
+    ``scale`` is the node's per-sample scale the tolerance was relative to
+    (:meth:`verifier.ops.Op.kink_scale`: the largest ``|z|`` of the node for
+    that sample; for max-pooling the largest ``|window entry|``).
+    """
 
     node: str
     sample: int
     unit: tuple[int, ...]
     value: float
+    scale: float = 0.0
 
 
 def run_forward(net, params: Mapping[str, Any] | np.ndarray, X: Any) -> ForwardPass:
@@ -199,23 +205,44 @@ def gram(net, params, X, y) -> np.ndarray:
 
 
 def kinks_from(fp: ForwardPass, tol: float) -> list[Kink]:
+    """Kinks at the forward pass ``fp``; ``tol`` is relative to each node's per-sample scale.
+
+    A unit of node ``v`` for sample ``i`` is a kink when its value (the
+    pre-activation; for max-pooling the gap between the two largest window
+    entries) is at most ``tol * s_v(i)`` with ``s_v(i) = kink_scale`` (the
+    largest magnitude among node ``v``'s pre-activations of sample ``i``).
+    Rescaling the data or any layer's parameters by ``c > 0`` rescales value
+    and scale alike, so the set of kinks is invariant.  Ties among entries
+    whose derivative is exactly 0 (the input node's ``frozen_outputs``, e.g.
+    ReLU zeros below the kink) are not kinks: no routing changes a gradient.
+    """
     out: list[Kink] = []
     net = fp.net
     for name in net.order:
         node = net.nodes[name]
-        if not node.impl.has_kinks:
+        if not node.impl.is_kinked(node.attrs):
             continue
+        ctx = fp.ctx[name]
+        scale = node.impl.kink_scale(ctx, node.attrs)
+        frozen = None
+        if node.inputs:
+            src = net.nodes[node.inputs[0]]
+            if src.name in fp.ctx:
+                frozen = src.impl.frozen_outputs(fp.ctx[src.name], src.attrs,
+                                                 tol * src.impl.kink_scale(fp.ctx[src.name], src.attrs))
         shape = net.shapes[name]
-        for s, u, v in node.impl.kinks(fp.ctx[name], node.attrs, tol):
-            out.append(Kink(name, s, tuple(int(i) for i in np.unravel_index(u, shape)), v))
+        for s, u, v in node.impl.kinks(ctx, node.attrs, tol * scale, frozen):
+            out.append(Kink(name, s, tuple(int(i) for i in np.unravel_index(u, shape)), v, float(scale[s])))
     return out
 
 
 def kinks(net, params, X, tol: float = 1e-9) -> list[Kink]:
-    """Which (sample, node, unit) pre-activations lie within ``tol`` of a kink.
+    """Which (sample, node, unit) pre-activations lie within ``tol`` (relative) of a kink.
 
     For ReLU/leaky ReLU/abs the value is the pre-activation; for max-pooling it
-    is the gap between the two largest entries of the window.
+    is the gap between the two largest entries of the window.  ``tol`` is
+    relative to the node's per-sample scale (see :func:`kinks_from`), so the
+    answer does not change when the data or the parameters are rescaled.
     """
     if not np.isfinite(tol) or tol < 0:
         from ..errors import DataError

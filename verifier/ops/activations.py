@@ -2,7 +2,11 @@
 
 Derivative convention at a kink (``z == 0``) is torch's: ``relu'(0) = 0``,
 ``leaky_relu'(0) = slope``, ``abs'(0) = 0``.  The KKT layer treats
-pre-activations within ``kink_tol`` of 0 as Clarke intervals instead.
+pre-activations within ``kink_tol`` (relative to :meth:`Elementwise.kink_scale`)
+of 0 as Clarke intervals instead.
+
+A piecewise-linear activation declares its two slopes (:meth:`Elementwise.slopes`,
+exact); its kink, Clarke interval and homogeneity follow from them.
 """
 
 from __future__ import annotations
@@ -27,8 +31,39 @@ class Elementwise(Op):
     def sym(self, z: sp.Expr, attrs: dict[str, Any], fns: SymFns) -> sp.Expr:
         raise NotImplementedError
 
-    def kinked(self, attrs: dict[str, Any]) -> bool:
-        return self.has_kinks
+    def slopes(self, attrs: dict[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
+        """``(pos, neg)``, exact, when ``f(z) = pos z`` for ``z >= 0`` and ``neg z`` for ``z < 0``; else ``None``."""
+        return None
+
+    def kink_kind(self, attrs):
+        sl = self.slopes(attrs)
+        return "elementwise" if sl is not None and sl[0] != sl[1] else None
+
+    def clarke_interval(self, attrs):
+        if self.kink_kind(attrs) != "elementwise":
+            return None
+        pos, neg = self.slopes(attrs)  # type: ignore[misc]
+        return (min(pos, neg), max(pos, neg))
+
+    def scaling_exponent(self, attrs):
+        return 1 if self.slopes(attrs) is not None else None
+
+    def split_role(self, attrs):
+        return "elementwise"
+
+    def kink_scale(self, ctx, attrs):
+        z = ctx["z"].reshape(ctx["z"].shape[0], -1)
+        return np.abs(z).max(axis=1, initial=0.0)
+
+    def frozen_outputs(self, ctx, attrs, tol):
+        if self.scaling_exponent(attrs) is None:
+            return None  # sigmoid / tanh: a derivative that rounds to 0 is not exactly 0
+        z = ctx["z"]
+        frozen = self.df(z, attrs) == 0
+        if self.is_kinked(attrs):
+            t = np.asarray(tol, dtype=np.float64).reshape((-1,) + (1,) * (z.ndim - 1))
+            frozen &= np.abs(z) > t
+        return frozen
 
     def degree(self, node, in_degs, param_degs, attrs, equal):
         p = self.scaling_exponent(attrs)
@@ -43,11 +78,12 @@ class Elementwise(Op):
     def vjp(self, ctx, g, ps, attrs):
         return [g * self.df(ctx["z"], attrs)]
 
-    def kinks(self, ctx, attrs, tol):
-        if not self.kinked(attrs):
+    def kinks(self, ctx, attrs, tol, frozen=None):
+        if not self.is_kinked(attrs):
             return []
         z = ctx["z"].reshape(ctx["z"].shape[0], -1)
-        rows, units = np.nonzero(np.abs(z) <= tol)
+        t = np.asarray(tol, dtype=np.float64).reshape(-1, 1)
+        rows, units = np.nonzero(np.abs(z) <= t)
         return [(int(r), int(u), float(z[r, u])) for r, u in zip(rows, units)]
 
     def sympy_forward(self, xs, ps, attrs, fns):
@@ -62,6 +98,9 @@ class Elementwise(Op):
 class Identity(Elementwise):
     name = "identity"
 
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(1))
+
     def f(self, z, attrs):
         return z
 
@@ -75,7 +114,9 @@ class Identity(Elementwise):
 @register
 class ReLU(Elementwise):
     name = "relu"
-    has_kinks = True
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(0))
 
     def f(self, z, attrs):
         return np.maximum(z, 0.0)
@@ -90,8 +131,11 @@ class ReLU(Elementwise):
 @register
 class LeakyReLU(Elementwise):
     name = "leaky_relu"
-    has_kinks = True
     attrs = {"slope": Attr("float", default=0.01, valid="a finite number (the negative-side slope)")}
+    examples = ({"slope": 0.01}, {"slope": 0.25}, {"slope": 2.0}, {"slope": 1.0})
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.nsimplify(attrs["slope"], rational=True))
 
     def f(self, z, attrs):
         return np.where(z > 0, z, attrs["slope"] * z)
@@ -106,7 +150,9 @@ class LeakyReLU(Elementwise):
 @register
 class Abs(Elementwise):
     name = "abs"
-    has_kinks = True
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(-1))
 
     def f(self, z, attrs):
         return np.abs(z)
@@ -127,6 +173,10 @@ class Power(Elementwise):
 
     name = "power"
     attrs = {"k": _k}
+    examples = ({"k": 1}, {"k": 2}, {"k": 3})
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(1)) if attrs["k"] == 1 else None
 
     def scaling_exponent(self, attrs):
         return attrs["k"]
@@ -148,9 +198,13 @@ class ReLUPower(Elementwise):
 
     name = "relu_power"
     attrs = {"k": _k}
+    examples = ({"k": 1}, {"k": 2}, {"k": 3})
 
-    def kinked(self, attrs):
-        return attrs["k"] == 1
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(0)) if attrs["k"] == 1 else None
+
+    def is_piecewise(self, attrs):
+        return True  # relu(z)^k: two polynomial branches (differentiable at 0 for k >= 2)
 
     def scaling_exponent(self, attrs):
         return attrs["k"]

@@ -23,10 +23,30 @@ class Dense(Op):
     name = "dense"
     roles = ("weight",)
     attrs = {"out_features": Attr("int", required=True, **_pos)}
+    examples = ({"out_features": 3},)
 
     def out_shape(self, node: str, in_shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
         require_flat(node, self.name, in_shapes[0])
         return (attrs["out_features"],)
+
+    def split_role(self, attrs):
+        return "reader"
+
+    def unit_params(self, attrs):
+        return "row"
+
+    def split_units(self, attrs) -> int:
+        """Units this layer produces (what a split can split)."""
+        return attrs["out_features"]
+
+    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+        """``attrs`` of the same layer producing ``units`` units (the wide network of a split)."""
+        return {**attrs, "out_features": units}
+
+    def split_reader_block(self, block: int | None) -> int:
+        """Columns of ``weight`` per unit of the input (a flat unit spans ``block`` features)."""
+        assert block is not None
+        return block
 
     def param_shapes(self, node, in_shapes, attrs):
         return {"weight": (attrs["out_features"], require_flat(node, self.name, in_shapes[0]))}
@@ -108,10 +128,23 @@ class Conv2d(Op):
         "stride": Attr("pair", default=(1, 1), **_pair_pos),
         "padding": Attr("pair", default=(0, 0), **_pair_nonneg),
     }
+    examples = ({"out_channels": 2, "kernel_size": 2}, {"out_channels": 1, "kernel_size": 3, "stride": 2, "padding": 1})
 
     def out_shape(self, node, in_shapes, attrs):
         ho, wo = _conv_geometry(node, in_shapes[0], attrs)
         return (attrs["out_channels"], ho, wo)
+
+    def split_role(self, attrs):
+        return "reader"
+
+    def split_units(self, attrs) -> int:
+        return attrs["out_channels"]
+
+    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+        return {**attrs, "out_channels": units}
+
+    def split_reader_block(self, block: int | None) -> int:
+        return 1  # weight axis 1 is the input channel
 
     def param_shapes(self, node, in_shapes, attrs):
         c = require_image(node, self.name, in_shapes[0])[0]
@@ -187,6 +220,12 @@ class Bias(Op):
 
     name = "bias"
     roles = ("bias",)
+
+    def split_role(self, attrs):
+        return "grow"
+
+    def unit_params(self, attrs):
+        return "bias"
 
     def param_shapes(self, node, in_shapes, attrs):
         s = in_shapes[0]

@@ -1,7 +1,11 @@
 """Pooling: max and average over ``(kh, kw)`` windows (no padding).
 
 Both commute with positive scaling (degree unchanged).  Max-pooling is
-piecewise linear: ties within ``tol`` are reported as kinks.
+piecewise linear: ties within ``tol`` (relative to the window values'
+per-sample magnitude, :meth:`MaxPool2d.kink_scale`) are reported as kinks,
+except ties among entries whose derivative is exactly 0 (the input node's
+``frozen_outputs``, e.g. ReLU zeros): routing the gradient to any of them
+gives the same (zero) contribution.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ class Pool(Op):
         "kernel_size": Attr("pair", required=True, **_pair_pos),
         "stride": Attr("pair", default=None, **_pair_pos),
     }
+
+    def split_role(self, attrs):
+        return "pool"
 
     def check_attrs(self, node, attrs):
         out = super().check_attrs(node, attrs)
@@ -60,7 +67,14 @@ class Pool(Op):
 @register
 class MaxPool2d(Pool):
     name = "maxpool2d"
-    has_kinks = True
+    examples = ({"kernel_size": 2}, {"kernel_size": (2, 3), "stride": 1})
+
+    def kink_kind(self, attrs):
+        return "maxpool"
+
+    def window_size(self, attrs) -> int:
+        kh, kw = attrs["kernel_size"]
+        return kh * kw
 
     def forward(self, xs, ps, attrs):
         win = self._windows(xs[0], attrs)
@@ -76,14 +90,44 @@ class MaxPool2d(Pool):
         np.put_along_axis(gw, arg[:, :, None], g[:, :, None], axis=2)
         return [self._scatter(gw, (n, *ctx["_x_shape"][1:]), attrs)]
 
-    def kinks(self, ctx, attrs, tol):
+    def kink_scale(self, ctx, attrs):
+        win = ctx["win"].reshape(ctx["win"].shape[0], -1)
+        return np.abs(win).max(axis=1, initial=0.0)
+
+    def _tied(self, win: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
+        t = np.asarray(tol, dtype=np.float64).reshape((-1,) + (1,) * (win.ndim - 1))
+        return win >= win.max(axis=2, keepdims=True) - t
+
+    def kinks(self, ctx, attrs, tol, frozen=None):
         win = ctx["win"]
         if win.shape[2] < 2:
             return []
+        tied = self._tied(win, tol)
+        kink = tied.sum(axis=2) >= 2
+        if frozen is not None:
+            # a tie matters only if some tied entry has a non-zero derivative
+            fw = self._windows(frozen.astype(np.float64), attrs) > 0.5
+            kink &= ~np.all(fw | ~tied, axis=2)
         top2 = -np.sort(-win, axis=2)[:, :, :2]
         gap = (top2[:, :, 0] - top2[:, :, 1]).reshape(win.shape[0], -1)
-        rows, units = np.nonzero(gap <= tol)
+        rows, units = np.nonzero(kink.reshape(win.shape[0], -1))
         return [(int(r), int(u), float(gap[r, u])) for r, u in zip(rows, units)]
+
+    def ties(self, ctx, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
+        """Tied window entries (flat indices within the window, the arg-max included) and the arg-max."""
+        win = ctx["win"][sample, unit[0], :, unit[1], unit[2]]
+        arg = int(ctx["arg"][sample, unit[0], unit[1], unit[2]])
+        ties = [int(i) for i in np.flatnonzero(win >= win.max() - tol)]
+        if arg not in ties:  # pragma: no cover - arg is the max
+            ties.append(arg)
+        return ties, arg
+
+    def tie_positions(self, attrs, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
+        """Positions in the op's input of the window entries ``entries`` of output ``unit``."""
+        kw = attrs["kernel_size"][1]
+        sh, sw = attrs["stride"]
+        ch, a, b = unit
+        return [(ch, a * sh + t // kw, b * sw + t % kw) for t in entries]
 
     def sympy_forward(self, xs, ps, attrs, fns):
         out = np.empty(self.out_shape("?", [xs[0].shape], attrs), dtype=object)
@@ -95,6 +139,7 @@ class MaxPool2d(Pool):
 @register
 class AvgPool2d(Pool):
     name = "avgpool2d"
+    examples = ({"kernel_size": 2}, {"kernel_size": (2, 3), "stride": 1})
 
     def forward(self, xs, ps, attrs):
         return self._windows(xs[0], attrs).mean(axis=2), {"_x_shape": xs[0].shape}

@@ -21,6 +21,7 @@ class Input(Op):
             valid="a non-empty list of positive integers, e.g. [2] or [1, 8, 8]",
         )
     }
+    examples = ({"shape": [2]},)
 
     def out_shape(self, node, in_shapes, attrs):
         return tuple(attrs["shape"])
@@ -54,6 +55,12 @@ class Flatten(Op):
     """Per-sample reshape to ``(prod(shape),)``, row-major like ``torch.flatten(x, 1)``."""
 
     name = "flatten"
+
+    def split_role(self, attrs):
+        return "reshape"
+
+    def split_block(self, in_shape, block):
+        return int(np.prod(in_shape[1:])) if len(in_shape) > 1 else block
 
     def out_shape(self, node, in_shapes, attrs):
         return (int(np.prod(in_shapes[0])),)
