@@ -205,33 +205,64 @@ def _ancestors(net) -> dict[str, set[str]]:
 PRUNE_BATCH_FLOATS = 4_000_000
 
 
-def _moving(fp: ForwardPass, src: str, samples: np.ndarray, positions: list[tuple[int, ...]]) -> np.ndarray:
-    """For each row (a sample and a position in node ``src``): does that entry's gradient in theta have a
-    non-zero component?  One backward pass per batch of rows; no ``rows x P`` matrix is formed."""
+def _matters(fp: ForwardPass, src: str, groups: list[tuple[int, list[tuple[int, ...]]]]) -> np.ndarray:
+    """For each group (a sample and positions in node ``src``): can the selection change a gradient?
+
+    One position (an elementwise kink): its gradient in theta is not exactly 0.
+    Several (the tied entries of a max-pooling window): their gradients are not
+    all equal, up to :data:`PIECE_RTOL` relative to their norms (the test
+    :func:`build_pieces` applies to the pieces).  Batched backward passes from
+    seeds at ``src``; no ``rows x P`` matrix is formed.
+    """
     net = fp.net
-    R = len(positions)
-    out = np.zeros(R, dtype=bool)
-    if R == 0:
+    out = np.zeros(len(groups), dtype=bool)
+    if not groups:
         return out
     shape = net.shapes[src]
     width = max([int(np.prod(net.shapes[n])) for n in net.order]
                 + [int(np.prod(net.param_shapes[p])) for p in net.param_names])
-    chunk = max(1, min(R, PRUNE_BATCH_FLOATS // max(width, 1)))
-    for a in range(0, R, chunk):
-        idx = np.arange(a, min(R, a + chunk))
-        seed = np.zeros((len(idx), *shape))
-        for r, j in enumerate(idx):
-            seed[(r,) + tuple(positions[j])] = 1.0
-        rows = Constraints(samples[idx], np.zeros((len(idx), net.num_outputs)), -np.ones(len(idx), dtype=np.int64),
+    per_batch = max(1, PRUNE_BATCH_FLOATS // max(width, 1))
+    g0 = 0
+    while g0 < len(groups):
+        g1, rows = g0, 0
+        while g1 < len(groups) and (g1 == g0 or rows + len(groups[g1][1]) <= per_batch):
+            rows += len(groups[g1][1])
+            g1 += 1
+        seed = np.zeros((rows, *shape))
+        samples = np.zeros(rows, dtype=np.int64)
+        first = np.zeros(rows, dtype=np.int64)  # row index of the group's first position (-1: compare with 0)
+        owner = np.zeros(rows, dtype=np.int64)
+        r = 0
+        for gi in range(g0, g1):
+            sample, positions = groups[gi]
+            r0 = r
+            for p in positions:
+                seed[(r,) + tuple(p)] = 1.0
+                samples[r], owner[r] = sample, gi - g0
+                first[r] = r0 if len(positions) > 1 else -1
+                r += 1
+        cons = Constraints(samples, np.zeros((rows, net.num_outputs)), -np.ones(rows, dtype=np.int64),
                            int(fp.X.shape[0]))
-        hit = np.zeros(len(idx), dtype=bool)
+        diff2 = np.zeros(rows)
+        norm2 = np.zeros(rows)
+        has_first = first >= 0
+        fidx = np.where(has_first, first, 0)
 
-        def sink(name, node, ctx, g, nps, hit=hit):
+        def sink(name, node, ctx, g, nps):
             for arr in node.impl.param_grads(ctx, g, nps, node.attrs).values():
-                hit[:] |= np.any(arr.reshape(arr.shape[0], -1) != 0, axis=1)
+                a2 = arr.reshape(rows, -1)
+                d = a2 - np.where(has_first[:, None], a2[fidx], 0.0)
+                diff2[:] += np.einsum("ij,ij->i", d, d)
+                norm2[:] += np.einsum("ij,ij->i", a2, a2)
 
-        backward(fp, rows, sink, seeds={src: seed})
-        out[idx] = hit
+        backward(fp, cons, sink, seeds={src: seed})
+        diff = np.sqrt(diff2)
+        ref = np.where(has_first, np.sqrt(norm2) + np.sqrt(norm2[fidx]), 0.0)
+        moved = diff > PIECE_RTOL * ref
+        res = np.zeros(g1 - g0, dtype=bool)
+        np.logical_or.at(res, owner, moved)
+        out[g0:g1] = res
+        g0 = g1
     return out
 
 
@@ -245,12 +276,14 @@ def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
     Jacobian does not depend on any selection and the default one decides);
     nodes are visited in topological order so pruned kinks do not count.
 
-    The test is *exact*: a kink is dropped only when every component of the
-    input's gradient is exactly 0 in floating point (zeros come from zero data
-    or zero ReLU outputs, not from cancellation), so it needs no threshold and
-    does not depend on the scale of the data or the parameters.  All kinks of
-    one node are tested together, in batched backward passes
-    (:data:`PRUNE_BATCH_FLOATS`), not one pass each.
+    The test is scale-free: an elementwise kink is dropped only when every
+    component of its input's gradient is exactly 0 in floating point; a tie
+    when the tied entries' gradients are equal up to :data:`PIECE_RTOL`
+    relative to their norms (:func:`_matters`).  Nothing depends on the scale
+    of the data or the parameters.  All kinks of one node are tested
+    together, in batched backward passes (:data:`PRUNE_BATCH_FLOATS` floats
+    each), not one pass per kink.  (Kinks whose input is constant are not
+    even reported: :func:`verifier.numeric.engine.kinks_from`.)
     """
     net = fp.net
     anc = _ancestors(net)
@@ -264,17 +297,7 @@ def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
         ks = by_node[node]
         test = [k for k in ks if not (relevant_nodes.get(k.sample, set()) & anc[node])]
         src = net.nodes[node].inputs[0]
-        owner: list[int] = []
-        samples: list[int] = []
-        positions: list[tuple[int, ...]] = []
-        for j, k in enumerate(test):
-            for p in _seed_positions(fp, k, kink_tol):
-                owner.append(j)
-                samples.append(k.sample)
-                positions.append(p)
-        moving = _moving(fp, src, np.array(samples, dtype=np.int64), positions)
-        matters = np.zeros(len(test), dtype=bool)
-        np.logical_or.at(matters, np.array(owner, dtype=np.int64), moving)
+        matters = _matters(fp, src, [(k.sample, _seed_positions(fp, k, kink_tol)) for k in test])
         drop = {id(k) for k, m in zip(test, matters) if not m}
         for k in ks:
             if id(k) in drop:

@@ -205,33 +205,36 @@ def gram(net, params, X, y) -> np.ndarray:
 
 
 def kinks_from(fp: ForwardPass, tol: float) -> list[Kink]:
-    """Kinks at the forward pass ``fp``; ``tol`` is relative to each node's per-sample scale.
+    """Kinks that matter at the forward pass ``fp``; ``tol`` is relative to each node's per-sample scale.
 
-    A unit of node ``v`` for sample ``i`` is a kink when its value (the
+    A unit of node ``v`` for sample ``i`` is at a kink when its value (the
     pre-activation; for max-pooling the gap between the two largest window
-    entries) is at most ``tol * s_v(i)`` with ``s_v(i) = kink_scale`` (the
-    largest magnitude among node ``v``'s pre-activations of sample ``i``).
-    Rescaling the data or any layer's parameters by ``c > 0`` rescales value
-    and scale alike, so the set of kinks is invariant.  Ties among entries
-    whose derivative is exactly 0 (the input node's ``frozen_outputs``, e.g.
-    ReLU zeros below the kink) are not kinks: no routing changes a gradient.
+    entries) is at most ``tol * s_v(i)``, ``s_v(i) = kink_scale`` (the largest
+    magnitude among node ``v``'s pre-activations, or window entries, of sample
+    ``i``; reported as :attr:`Kink.scale`).  Rescaling the data or any layer's
+    parameters by ``c > 0`` rescales value and scale alike: the set of kinks is
+    invariant.  Kinks whose input has gradient exactly 0 under every selection
+    (the ops' ``constant_outputs`` composed from the data on: an all-zero image
+    patch, ReLU zeros below the kink) cannot change any gradient and are not
+    reported; neither are ties among such entries.
     """
     out: list[Kink] = []
     net = fp.net
+    const: dict[str, np.ndarray | None] = {net.input: np.ones(fp.X.shape, dtype=bool)}
     for name in net.order:
-        node = net.nodes[name]
-        if not node.impl.is_kinked(node.attrs):
+        if name == net.input:
             continue
+        node = net.nodes[name]
         ctx = fp.ctx[name]
-        scale = node.impl.kink_scale(ctx, node.attrs)
-        frozen = None
-        if node.inputs:
-            src = net.nodes[node.inputs[0]]
-            if src.name in fp.ctx:
-                frozen = src.impl.frozen_outputs(fp.ctx[src.name], src.attrs,
-                                                 tol * src.impl.kink_scale(fp.ctx[src.name], src.attrs))
+        kinked = node.impl.is_kinked(node.attrs)
+        scale = node.impl.kink_scale(ctx, node.attrs) if kinked else np.zeros(fp.X.shape[0])
+        consts = [const.get(i) for i in node.inputs]
+        const[name] = node.impl.constant_outputs(ctx, [fp.values[i] for i in node.inputs], consts, node.attrs,
+                                                 tol * scale)
+        if not kinked:
+            continue
         shape = net.shapes[name]
-        for s, u, v in node.impl.kinks(ctx, node.attrs, tol * scale, frozen):
+        for s, u, v in node.impl.kinks(ctx, node.attrs, tol * scale, consts[0] if consts else None):
             out.append(Kink(name, s, tuple(int(i) for i in np.unravel_index(u, shape)), v, float(scale[s])))
     return out
 

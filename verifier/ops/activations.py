@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .base import Attr, Op, SymFns, not_homogeneous, register
+from .base import Attr, Op, SymFns, const_mask, not_homogeneous, register
 
 
 class Elementwise(Op):
@@ -55,15 +55,16 @@ class Elementwise(Op):
         z = ctx["z"].reshape(ctx["z"].shape[0], -1)
         return np.abs(z).max(axis=1, initial=0.0)
 
-    def frozen_outputs(self, ctx, attrs, tol):
-        if self.scaling_exponent(attrs) is None:
-            return None  # sigmoid / tanh: a derivative that rounds to 0 is not exactly 0
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
         z = ctx["z"]
-        frozen = self.df(z, attrs) == 0
-        if self.is_kinked(attrs):
-            t = np.asarray(tol, dtype=np.float64).reshape((-1,) + (1,) * (z.ndim - 1))
-            frozen &= np.abs(z) > t
-        return frozen
+        out = const_mask(consts[0], z.shape).copy()  # f'(z) * 0 = 0, whatever the selection at a kink
+        if self.scaling_exponent(attrs) is not None:  # sigmoid / tanh: a derivative rounding to 0 is not 0
+            zero = self.df(z, attrs) == 0
+            if self.is_kinked(attrs):
+                t = np.asarray(tol, dtype=np.float64).reshape((-1,) + (1,) * (z.ndim - 1))
+                zero &= np.abs(z) > t
+            out |= zero
+        return out
 
     def degree(self, node, in_degs, param_degs, attrs, equal):
         p = self.scaling_exponent(attrs)
@@ -83,7 +84,10 @@ class Elementwise(Op):
             return []
         z = ctx["z"].reshape(ctx["z"].shape[0], -1)
         t = np.asarray(tol, dtype=np.float64).reshape(-1, 1)
-        rows, units = np.nonzero(np.abs(z) <= t)
+        at = np.abs(z) <= t
+        if frozen is not None:
+            at &= ~frozen.reshape(at.shape)  # a constant pre-activation: no selection changes a gradient
+        rows, units = np.nonzero(at)
         return [(int(r), int(u), float(z[r, u])) for r, u in zip(rows, units)]
 
     def sympy_forward(self, xs, ps, attrs, fns):

@@ -16,9 +16,9 @@ An operation declares, in one class, every fact an analysis needs:
   ``kink_kind`` (``"elementwise"``, ``"maxpool"`` or ``None``; ``is_kinked``
   derives from it), ``clarke_interval`` (the exact derivative interval at an
   elementwise kink), ``is_piecewise`` (branches that the symbolic layer
-  enumerates), ``kinks`` / ``kink_scale`` / ``frozen_outputs`` (where, at a
+  enumerates), ``kinks`` / ``kink_scale`` / ``constant_outputs`` (where, at a
   point, the op is not differentiable, at what scale, and which outputs have
-  derivative exactly 0);
+  gradient exactly 0 whatever the kink selections);
 * the *splitting facts*: ``scaling_exponent`` (``f(c z) = c^p f(z)``),
   ``is_positively_homogeneous`` (``p == 1``, what splitting needs) and
   ``split_role`` (how a split unit passes through the op).
@@ -235,15 +235,20 @@ class Op:
         """Per-sample scale (shape ``(rows,)``) that :meth:`kinks` tolerances are relative to."""
         return np.zeros(0)
 
-    def frozen_outputs(self, ctx: Ctx, attrs: dict[str, Any], tol: np.ndarray | float) -> np.ndarray | None:
-        """Boolean ``(rows, *out_shape)``: outputs whose derivative is exactly 0 and not at a kink, or ``None``.
+    def constant_outputs(self, ctx: Ctx, xs: list[np.ndarray], consts: list[np.ndarray | None],
+                         attrs: dict[str, Any], tol: np.ndarray | float) -> np.ndarray | None:
+        """Boolean ``(rows, *out_shape)``: outputs whose gradient in theta is exactly 0 under every kink selection.
 
-        An op whose outputs all depend on its parameters returns ``None``.  A tie
-        among frozen entries (e.g. a max-pooling window of ReLU zeros whose inputs
-        are below 0) cannot change any gradient and is not reported as a kink.
+        ``xs`` are the op's input values and ``consts`` the inputs' masks of the
+        same kind (``None``: nothing known, treat as all False); ``tol`` is this
+        op's absolute kink tolerance per sample.  The rule is local (JAX-style, one
+        per op) and the engine composes it in topological order, starting from
+        the data (all constant).  Returning ``None`` (the default) claims nothing
+        and is always sound.  A kink whose input is constant cannot change any
+        gradient, and neither can a tie among constant entries: neither is
+        reported (e.g. ReLU zeros on an all-zero image patch, or below the kink).
         """
         return None
-
     # -- numerics (batched: first axis is the sample / constraint row) --------
     def forward(self, xs: list[np.ndarray], ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> tuple[np.ndarray, Ctx]:
         raise NotImplementedError(f"forward rule for {self.name!r} not implemented")
@@ -279,7 +284,8 @@ class Op:
 
         ``tol`` is absolute, a number or one per sample (the engine passes
         ``kink_tol * kink_scale``); ``frozen`` is the input node's
-        :meth:`frozen_outputs` when it has them (ties among frozen entries are skipped).
+        :meth:`constant_outputs` mask when known: a kink whose input is constant
+        (elementwise), or a tie among constant entries (max-pooling), is skipped.
         """
         return []
 
@@ -327,6 +333,11 @@ class SymFns:
 
     def tanh(self, z: sp.Expr) -> sp.Expr:
         return sp.tanh(z)
+
+
+def const_mask(c: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``c`` or, for ``None`` (nothing known), an all-False mask of ``shape``."""
+    return np.zeros(shape, dtype=bool) if c is None else c
 
 
 def require_flat(node: str, op: str, shape: Shape) -> int:

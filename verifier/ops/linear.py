@@ -9,7 +9,7 @@ import sympy as sp
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
-from .base import Attr, Op, Shape, require_flat, require_image, register
+from .base import Attr, Op, Shape, const_mask, require_flat, require_image, register
 
 _pos = dict(check=lambda v: v >= 1, valid="a positive integer")
 _pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
@@ -57,6 +57,12 @@ class Dense(Op):
     def forward(self, xs, ps, attrs):
         h = xs[0]
         return h @ ps["weight"].T, {"h": h}
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        # d z_u / d W[u, :] = h: constant only if every input is 0 and constant itself
+        h = xs[0]
+        ok = ~np.any((h != 0) | ~const_mask(consts[0], h.shape), axis=1)
+        return np.repeat(ok[:, None], attrs["out_features"], axis=1)
 
     def vjp(self, ctx, g, ps, attrs):
         return [g @ ps["weight"]]
@@ -160,6 +166,14 @@ class Conv2d(Op):
         z = np.einsum("ocij,ncijhw->nohw", w, cols, optimize=True)
         return z, {"cols": cols, "_x_shape": x.shape}
 
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        # d z / d W = the patch: constant only where the whole patch is 0 and constant
+        x = xs[0]
+        bad = ((x != 0) | ~const_mask(consts[0], x.shape)).astype(np.float64)
+        win = im2col(bad, attrs["kernel_size"], attrs["stride"], attrs["padding"])  # (n,C,kh,kw,Ho,Wo)
+        ok = ~np.any(win > 0.5, axis=(1, 2, 3))
+        return np.repeat(ok[:, None], attrs["out_channels"], axis=1)
+
     def vjp(self, ctx, g, ps, attrs):
         gc = np.einsum("ocij,nohw->ncijhw", ps["weight"], g, optimize=True)
         shape = (g.shape[0], *ctx["_x_shape"][1:])
@@ -203,6 +217,9 @@ class Scale(Op):
 
     def forward(self, xs, ps, attrs):
         return xs[0] * ps["scale"], {"h": xs[0]}
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        return (xs[0] == 0) & const_mask(consts[0], xs[0].shape)
 
     def vjp(self, ctx, g, ps, attrs):
         return [g * ps["scale"]]

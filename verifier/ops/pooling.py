@@ -3,8 +3,8 @@
 Both commute with positive scaling (degree unchanged).  Max-pooling is
 piecewise linear: ties within ``tol`` (relative to the window values'
 per-sample magnitude, :meth:`MaxPool2d.kink_scale`) are reported as kinks,
-except ties among entries whose derivative is exactly 0 (the input node's
-``frozen_outputs``, e.g. ReLU zeros): routing the gradient to any of them
+except ties among entries whose gradient is exactly 0 (the input node's
+``constant_outputs``, e.g. ReLU zeros): routing the gradient to any of them
 gives the same (zero) contribution.
 """
 
@@ -105,13 +105,21 @@ class MaxPool2d(Pool):
         tied = self._tied(win, tol)
         kink = tied.sum(axis=2) >= 2
         if frozen is not None:
-            # a tie matters only if some tied entry has a non-zero derivative
-            fw = self._windows(frozen.astype(np.float64), attrs) > 0.5
-            kink &= ~np.all(fw | ~tied, axis=2)
+            # a tie matters only if some tied entry's gradient can be non-zero
+            kink &= ~self._all_const(frozen, tied, attrs)
         top2 = -np.sort(-win, axis=2)[:, :, :2]
         gap = (top2[:, :, 0] - top2[:, :, 1]).reshape(win.shape[0], -1)
         rows, units = np.nonzero(kink.reshape(win.shape[0], -1))
         return [(int(r), int(u), float(gap[r, u])) for r, u in zip(rows, units)]
+
+    def _all_const(self, const: np.ndarray, tied: np.ndarray, attrs) -> np.ndarray:
+        cw = self._windows(const.astype(np.float64), attrs) > 0.5
+        return np.all(cw | ~tied, axis=2)
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        if consts[0] is None:
+            return None
+        return self._all_const(consts[0], self._tied(ctx["win"], tol), attrs)
 
     def ties(self, ctx, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
         """Tied window entries (flat indices within the window, the arg-max included) and the arg-max."""
@@ -143,6 +151,11 @@ class AvgPool2d(Pool):
 
     def forward(self, xs, ps, attrs):
         return self._windows(xs[0], attrs).mean(axis=2), {"_x_shape": xs[0].shape}
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        if consts[0] is None:
+            return None
+        return np.all(self._windows(consts[0].astype(np.float64), attrs) > 0.5, axis=2)
 
     def vjp(self, ctx, g, ps, attrs):
         kh, kw = attrs["kernel_size"]

@@ -43,6 +43,9 @@ class Output(Op):
     def forward(self, xs, ps, attrs):
         return xs[0], {}
 
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        return consts[0]
+
     def vjp(self, ctx, g, ps, attrs):
         return [g]
 
@@ -69,6 +72,9 @@ class Flatten(Op):
         x = xs[0]
         return x.reshape(x.shape[0], -1), {"_x_shape": x.shape}
 
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        return None if consts[0] is None else consts[0].reshape(consts[0].shape[0], -1)
+
     def vjp(self, ctx, g, ps, attrs):
         return [g.reshape((g.shape[0], *ctx["_x_shape"][1:]))]
 
@@ -92,6 +98,14 @@ class Add(Op):
         for d in in_degs[1:]:
             equal(in_degs[0], d, lambda d=d: f"add has summands of degree {in_degs[0]} and {d}")
         return in_degs[0]
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        if any(c is None for c in consts):
+            return None
+        out = consts[0].copy()
+        for c in consts[1:]:
+            out &= c
+        return out
 
     def forward(self, xs, ps, attrs):
         out = xs[0].copy()
