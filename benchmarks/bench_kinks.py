@@ -36,6 +36,23 @@ def strokes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def separating_head(net, params, X, y) -> np.ndarray:
+    """Output weights with every margin >= 1 on the network's features (an LP), so the point is feasible."""
+    from scipy.optimize import linprog
+
+    from verifier.numeric.engine import run_forward
+
+    fp = run_forward(net, params, X)
+    h = fp.ctx[net.nodes[net.output].inputs[0]]["h"]  # the input of the last dense layer
+    d = h.shape[1]
+    # minimise sum |w| subject to y_i <w, h_i> >= 1  (w = u - v, u, v >= 0)
+    A = -(y[:, None] * h)
+    res = linprog(np.ones(2 * d), A_ub=np.hstack([A, -A]), b_ub=-np.ones(len(y)), bounds=(0, None), method="highs")
+    if res.status != 0:
+        raise SystemExit(f"features not separable: {res.message}")
+    return (res.x[:d] - res.x[d:]).reshape(1, d)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
@@ -54,6 +71,7 @@ def main() -> None:
     if a.bias:  # negative biases: background -> relu(b) = 0 with b < 0 (ties of frozen zeros)
         params["b1"] = -np.abs(params["b1"]) - 0.05
     X, y = strokes(a.n, a.seed)
+    params["W2"] = separating_head(net, params, X, y)
     out: dict = {"n": a.n, "channels": a.channels, "bias": a.bias, "P": net.num_params}
     fp = run_forward(net, params, X)
     t = time.perf_counter()
