@@ -181,14 +181,17 @@ def relaxation(net, pieces: "KinkPieces | None", lam: np.ndarray, thr: float = 0
     return "exact" if exact_relaxation(net, pieces.kink_nodes_of_sample, {s.sample for s in used}) else "chain-rule"
 
 
-def _seed_positions(fp: ForwardPass, k: Kink, kink_tol: float) -> list[tuple[int, ...]]:
-    """Positions in the kinked node's input whose gradient decides whether the kink can matter."""
+def _seed_positions(fp: ForwardPass, ks: list[Kink], kink_tol: float) -> list[list[tuple[int, ...]]]:
+    """For each kink (all of one node): positions in the node's input whose gradients decide whether it matters."""
+    if not ks:
+        return []
     net = fp.net
-    if kink_kind(net, k.node) == "elementwise":
-        return [k.unit]
-    nd = net.nodes[k.node]
-    ties, _ = _ties(fp, k.node, k.sample, k.unit, _abs_tol(k, kink_tol))
-    return nd.impl.tie_positions(nd.attrs, k.unit, ties)
+    node = ks[0].node
+    if kink_kind(net, node) == "elementwise":
+        return [[k.unit] for k in ks]
+    nd = net.nodes[node]
+    return nd.impl.tie_groups(fp.ctx[node], nd.attrs, [k.sample for k in ks], [k.unit for k in ks],
+                              [_abs_tol(k, kink_tol) for k in ks])
 
 
 def _ancestors(net) -> dict[str, set[str]]:
@@ -205,64 +208,89 @@ def _ancestors(net) -> dict[str, set[str]]:
 PRUNE_BATCH_FLOATS = 4_000_000
 
 
-def _matters(fp: ForwardPass, src: str, groups: list[tuple[int, list[tuple[int, ...]]]]) -> np.ndarray:
-    """For each group (a sample and positions in node ``src``): can the selection change a gradient?
+def _combined_rows(fp: ForwardPass, src: str, rows: list[tuple[int, dict[tuple[int, ...], float]]]) -> np.ndarray:
+    """``||sum_p w_p grad_theta v_p||`` for each row (a sample and weights ``w`` on positions ``p`` of node ``src``).
 
-    One position (an elementwise kink): its gradient in theta is not exactly 0.
-    Several (the tied entries of a max-pooling window): their gradients are not
-    all equal, up to :data:`PIECE_RTOL` relative to their norms (the test
-    :func:`build_pieces` applies to the pieces).  Batched backward passes from
-    seeds at ``src``; no ``rows x P`` matrix is formed.
+    Batched backward passes from seeds at ``src`` (:data:`PRUNE_BATCH_FLOATS`
+    floats each); no ``rows x P`` matrix is formed.
     """
     net = fp.net
-    out = np.zeros(len(groups), dtype=bool)
-    if not groups:
-        return out
+    out = np.zeros(len(rows))
     shape = net.shapes[src]
     width = max([int(np.prod(net.shapes[n])) for n in net.order]
                 + [int(np.prod(net.param_shapes[p])) for p in net.param_names])
     per_batch = max(1, PRUNE_BATCH_FLOATS // max(width, 1))
-    g0 = 0
-    while g0 < len(groups):
-        g1, rows = g0, 0
-        while g1 < len(groups) and (g1 == g0 or rows + len(groups[g1][1]) <= per_batch):
-            rows += len(groups[g1][1])
-            g1 += 1
-        seed = np.zeros((rows, *shape))
-        samples = np.zeros(rows, dtype=np.int64)
-        first = np.zeros(rows, dtype=np.int64)  # row index of the group's first position (-1: compare with 0)
-        owner = np.zeros(rows, dtype=np.int64)
-        r = 0
-        for gi in range(g0, g1):
-            sample, positions = groups[gi]
-            r0 = r
-            for p in positions:
-                seed[(r,) + tuple(p)] = 1.0
-                samples[r], owner[r] = sample, gi - g0
-                first[r] = r0 if len(positions) > 1 else -1
-                r += 1
-        cons = Constraints(samples, np.zeros((rows, net.num_outputs)), -np.ones(rows, dtype=np.int64),
-                           int(fp.X.shape[0]))
-        diff2 = np.zeros(rows)
-        norm2 = np.zeros(rows)
-        has_first = first >= 0
-        fidx = np.where(has_first, first, 0)
+    for a in range(0, len(rows), per_batch):
+        chunk = rows[a:a + per_batch]
+        R = len(chunk)
+        seed = np.zeros((R, *shape))
+        for r, (_, w) in enumerate(chunk):
+            for pos, v in w.items():
+                seed[(r,) + tuple(pos)] += v
+        cons = Constraints(np.array([s for s, _ in chunk], dtype=np.int64), np.zeros((R, net.num_outputs)),
+                           -np.ones(R, dtype=np.int64), int(fp.X.shape[0]))
+        sq = np.zeros(R)
 
-        def sink(name, node, ctx, g, nps):
+        def sink(name, node, ctx, g, nps, sq=sq):
             for arr in node.impl.param_grads(ctx, g, nps, node.attrs).values():
-                a2 = arr.reshape(rows, -1)
-                d = a2 - np.where(has_first[:, None], a2[fidx], 0.0)
-                diff2[:] += np.einsum("ij,ij->i", d, d)
-                norm2[:] += np.einsum("ij,ij->i", a2, a2)
+                a2 = arr.reshape(arr.shape[0], -1)
+                sq[:] += np.einsum("ij,ij->i", a2, a2)
 
         backward(fp, cons, sink, seeds={src: seed})
-        diff = np.sqrt(diff2)
-        ref = np.where(has_first, np.sqrt(norm2) + np.sqrt(norm2[fidx]), 0.0)
-        moved = diff > PIECE_RTOL * ref
-        res = np.zeros(g1 - g0, dtype=bool)
-        np.logical_or.at(res, owner, moved)
-        out[g0:g1] = res
-        g0 = g1
+        out[a:a + R] = np.sqrt(sq)
+    return out
+
+
+def _matters(fp: ForwardPass, src: str, groups: list[tuple[int, list[tuple[int, ...]]]]) -> np.ndarray:
+    """For each group (a sample and positions in node ``src``): can the selection change a gradient?
+
+    One position (an elementwise kink): its gradient in theta is not exactly 0.
+    Several (the tied entries of a max-pooling window): their gradients
+    ``g_t`` are not all equal.  Group testing, many kinks per backward row:
+    the groups of one sample are tested together with random weights ``w``
+    (zero-sum within a tie), ``||sum w_t g_t|| <= PIECE_RTOL ||sum |w_t| g_t||``
+    holds when no group matters (then all are dropped; else the set is
+    halved and retested).  A tie whose gradients are equal gives exactly
+    ``sum w_t g = 0`` up to rounding, a single non-zero gradient never passes,
+    and random weights make an accidental cancellation a null event (the
+    generator is seeded: the answer is reproducible).
+    """
+    rng = np.random.default_rng(20240601)
+    out = np.zeros(len(groups), dtype=bool)
+    sizes = [len(p) for _, p in groups]
+    allw = rng.uniform(0.5, 1.5, size=sum(sizes)) * rng.choice([-1.0, 1.0], size=sum(sizes))
+    weights: list[list[float]] = []
+    at = 0
+    for m in sizes:
+        w = allw[at:at + m]
+        at += m
+        weights.append((w - w.sum() / m if m > 1 else w).tolist())
+    by_sample: dict[int, list[int]] = {}
+    for gi, (sample, _) in enumerate(groups):
+        by_sample.setdefault(sample, []).append(gi)
+    pending = [(sample, gis) for sample, gis in by_sample.items()]
+    while pending:
+        rows: list[tuple[int, dict[tuple[int, ...], float]]] = []
+        for sample, gis in pending:
+            signed: dict[tuple[int, ...], float] = {}
+            absw: dict[tuple[int, ...], float] = {}
+            for gi in gis:
+                for pos, w in zip(groups[gi][1], weights[gi]):
+                    signed[tuple(pos)] = signed.get(tuple(pos), 0.0) + w
+                    absw[tuple(pos)] = absw.get(tuple(pos), 0.0) + abs(w)
+            rows += [(sample, signed), (sample, absw)]
+        norms = _combined_rows(fp, src, rows)
+        nxt = []
+        for j, (sample, gis) in enumerate(pending):
+            lhs, ref = norms[2 * j], norms[2 * j + 1]
+            if lhs <= PIECE_RTOL * ref:
+                continue  # no group of this set can change a gradient
+            if len(gis) == 1:
+                out[gis[0]] = True
+            else:
+                h = len(gis) // 2
+                nxt += [(sample, gis[:h]), (sample, gis[h:])]
+        pending = nxt
     return out
 
 
@@ -297,7 +325,7 @@ def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
         ks = by_node[node]
         test = [k for k in ks if not (relevant_nodes.get(k.sample, set()) & anc[node])]
         src = net.nodes[node].inputs[0]
-        matters = _matters(fp, src, [(k.sample, _seed_positions(fp, k, kink_tol)) for k in test])
+        matters = _matters(fp, src, list(zip([k.sample for k in test], _seed_positions(fp, test, kink_tol))))
         drop = {id(k) for k, m in zip(test, matters) if not m}
         for k in ks:
             if id(k) in drop:

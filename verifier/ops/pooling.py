@@ -130,6 +130,24 @@ class MaxPool2d(Pool):
             ties.append(arg)
         return ties, arg
 
+    def tie_groups(self, ctx, attrs, samples: list[int], units: list[tuple[int, ...]],
+                   tols: list[float]) -> list[list[tuple[int, ...]]]:
+        """Vectorised :meth:`ties` + :meth:`tie_positions`: input positions of each kink's tied entries."""
+        if not samples:
+            return []
+        s = np.asarray(samples)
+        u = np.asarray(units)
+        win = ctx["win"][s, u[:, 0], :, u[:, 1], u[:, 2]]  # (K, kk)
+        tied = win >= win.max(axis=1, keepdims=True) - np.asarray(tols)[:, None]
+        kw = attrs["kernel_size"][1]
+        sh, sw = attrs["stride"]
+        out = []
+        for j, (k, t) in enumerate(zip(units, tied)):
+            ent = np.flatnonzero(t)
+            ch, a, b = k
+            out.append([(int(ch), int(a * sh + e // kw), int(b * sw + e % kw)) for e in ent])
+        return out
+
     def tie_positions(self, attrs, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
         """Positions in the op's input of the window entries ``entries`` of output ``unit``."""
         kw = attrs["kernel_size"][1]
