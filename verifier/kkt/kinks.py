@@ -48,8 +48,9 @@ from .errors import KKTError
 MAX_VERTICES = 256
 #: Cap on the number of floats of materialised piece vectors (pieces x P).
 MAX_PIECE_FLOATS = 40_000_000
-#: A piece ``h(probe) - h0`` is zero (the selection does not matter) when its norm is at most this
-#: fraction of ``||h(probe)|| + ||h0||`` (relative: rescaling the data or the parameters changes nothing).
+#: A piece ``h(probe) - h0`` is zero (the selection does not matter) when, in every parameter tensor, its
+#: norm is at most this fraction of ``||h(probe)|| + ||h0||`` there (relative per tensor: rescaling the data
+#: or any layer's parameters changes nothing).
 PIECE_RTOL = 1e-13
 
 
@@ -209,13 +210,15 @@ PRUNE_BATCH_FLOATS = 4_000_000
 
 
 def _combined_rows(fp: ForwardPass, src: str, rows: list[tuple[int, dict[tuple[int, ...], float]]]) -> np.ndarray:
-    """``||sum_p w_p grad_theta v_p||`` for each row (a sample and weights ``w`` on positions ``p`` of node ``src``).
+    """``||sum_p w_p grad_T v_p||`` for each row (a sample and weights ``w`` on positions ``p`` of node ``src``)
+    and each parameter tensor ``T`` (columns in :attr:`Network.param_names` order).
 
     Batched backward passes from seeds at ``src`` (:data:`PRUNE_BATCH_FLOATS`
     floats each); no ``rows x P`` matrix is formed.
     """
     net = fp.net
-    out = np.zeros(len(rows))
+    col = {p: i for i, p in enumerate(net.param_names)}
+    out = np.zeros((len(rows), len(net.param_names)))
     shape = net.shapes[src]
     width = max([int(np.prod(net.shapes[n])) for n in net.order]
                 + [int(np.prod(net.param_shapes[p])) for p in net.param_names])
@@ -229,12 +232,12 @@ def _combined_rows(fp: ForwardPass, src: str, rows: list[tuple[int, dict[tuple[i
                 seed[(r,) + tuple(pos)] += v
         cons = Constraints(np.array([s for s, _ in chunk], dtype=np.int64), np.zeros((R, net.num_outputs)),
                            -np.ones(R, dtype=np.int64), int(fp.X.shape[0]))
-        sq = np.zeros(R)
+        sq = np.zeros((R, len(col)))
 
         def sink(name, node, ctx, g, nps, sq=sq):
-            for arr in node.impl.param_grads(ctx, g, nps, node.attrs).values():
+            for role, arr in node.impl.param_grads(ctx, g, nps, node.attrs).items():
                 a2 = arr.reshape(arr.shape[0], -1)
-                sq[:] += np.einsum("ij,ij->i", a2, a2)
+                sq[:, col[node.params[role]]] += np.einsum("ij,ij->i", a2, a2)
 
         backward(fp, cons, sink, seeds={src: seed})
         out[a:a + R] = np.sqrt(sq)
@@ -249,7 +252,7 @@ def _matters(fp: ForwardPass, src: str, groups: list[tuple[int, list[tuple[int, 
     ``g_t`` are not all equal.  Group testing, many kinks per backward row:
     the groups of one sample are tested together with random weights ``w``
     (zero-sum within a tie), ``||sum w_t g_t|| <= PIECE_RTOL ||sum |w_t| g_t||``
-    holds when no group matters (then all are dropped; else the set is
+    for every parameter tensor holds when no group matters (then all are dropped; else the set is
     halved and retested).  A tie whose gradients are equal gives exactly
     ``sum w_t g = 0`` up to rounding, a single non-zero gradient never passes,
     and random weights make an accidental cancellation a null event (the
@@ -283,7 +286,7 @@ def _matters(fp: ForwardPass, src: str, groups: list[tuple[int, list[tuple[int, 
         nxt = []
         for j, (sample, gis) in enumerate(pending):
             lhs, ref = norms[2 * j], norms[2 * j + 1]
-            if lhs <= PIECE_RTOL * ref:
+            if np.all(lhs <= PIECE_RTOL * ref):  # per parameter tensor: layer rescaling changes nothing
                 continue  # no group of this set can change a gradient
             if len(gis) == 1:
                 out[gis[0]] = True
@@ -465,15 +468,17 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
     # subtract the base gradient of each probe's row
     slots: list[Slot] = []
     keep_cols: list[int] = []
+    blocks = [net.offsets[p] for p in net.param_names]
     for slot, idx in plan:
         h0 = H0[base_of[slot.row]]
-        h0n = np.linalg.norm(h0)
-        # relative to the gradients subtracted: ||h(probe) - h0|| <= PIECE_RTOL (||h(probe)|| + ||h0||)
-        scales = [np.linalg.norm(D[j]) + h0n for j in idx]
+        # per parameter tensor, relative to the gradients subtracted: the piece is zero when every block has
+        # ||h(probe)_b - h0_b|| <= PIECE_RTOL (||h(probe)_b|| + ||h0_b||)  (rescaling a layer changes nothing)
+        scales = [[np.linalg.norm(D[j, a:b]) + np.linalg.norm(h0[a:b]) for a, b in blocks] for j in idx]
         for j in idx:
             D[j] -= h0
-        norms = [np.linalg.norm(D[j]) for j in idx]
-        if not idx or all(nj <= PIECE_RTOL * sj for nj, sj in zip(norms, scales)):
+        zero = [all(np.linalg.norm(D[j, a:b]) <= PIECE_RTOL * sc for (a, b), sc in zip(blocks, scs))
+                for j, scs in zip(idx, scales)]
+        if not idx or all(zero):
             continue  # the selection does not change this row's gradient: not a kink that matters
         slot.cols = list(range(len(keep_cols), len(keep_cols) + len(idx)))
         keep_cols.extend(idx)
