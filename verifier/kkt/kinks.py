@@ -80,6 +80,8 @@ class KinkPieces:
     piece_nodes: set[str]
     #: per sample, the nodes of its kinks that matter (a selection changes some row's gradient)
     kink_nodes_of_sample: dict[int, set[str]] = field(default_factory=dict)
+    #: the kinks kept by :func:`prune` (those a report should count as "kinks that matter")
+    relevant: list[Kink] = field(default_factory=list)
 
     @property
     def K(self) -> int:
@@ -487,7 +489,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
     nodes_of: dict[int, set[str]] = {}
     for sl in slots:
         nodes_of.setdefault(sl.sample, set()).update(_slot_nodes(sl))
-    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots}, nodes_of)
+    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots}, nodes_of, kinks)
 
 
 def _slot_nodes(slot: Slot) -> set[str]:
