@@ -343,3 +343,13 @@ def test_sweep_covers_two_slope_and_relu_power_one():
     assert op.is_kinked(op.check_attrs("n", {"k": 1})) and not op.is_kinked(op.check_attrs("n", {"k": 2}))
 
 
+
+
+def test_strategy_activations_are_positively_homogeneous_by_the_ops_facts():
+    from verifier.graph.builders import parse_activation
+    from verifier.strategies import HOMOGENEOUS_ACTIVATIONS
+
+    for spec in HOMOGENEOUS_ACTIVATIONS:
+        name, attrs = parse_activation(spec)
+        op = REGISTRY[name]
+        assert op.is_positively_homogeneous(op.check_attrs("n", attrs)), spec

@@ -48,7 +48,7 @@ def _registered_activation(name: str, arg: str) -> tuple[str, dict[str, Any]] | 
     from ..ops import REGISTRY
 
     op = REGISTRY.get(name)
-    if op is None or op.split_role({}) != "elementwise":
+    if op is None or name in {a.partition(":")[0] for a in ACTIVATIONS} or op.split_role({}) != "elementwise":
         return None
     values = [v.strip() for v in arg.split(",")] if arg else []
     if len(values) > len(op.attrs):

@@ -23,12 +23,22 @@ A piece is ``d = h_r(probe) - h_r`` where the probe changes one derivative by
 are computed by :func:`verifier.kkt._backprop.row_gradients` for the kinked
 rows only.
 
-When all kinks that carry a positive multiplier sit in one elementwise node
-fed by ``input -> dense [-> bias]``, the pieces describe the Clarke
-subdifferential exactly (each unit's pre-activation depends on its own
-parameter row, so the sign patterns are independent and the limiting
-gradients are the vertices of the box): ``relaxation = "exact"``.  Otherwise
-the chain rule only gives a superset: ``relaxation = "chain-rule"``.
+When, for every sample carrying a positive multiplier, all kinks that matter
+sit in elementwise activations fed by ``input -> dense [-> bias]`` (the first
+hidden layer of a dense net, any depth after it; no deeper pre-activation of
+the sample at a kink), the pieces describe the Clarke subdifferential exactly
+(each unit's pre-activation depends on its own parameter row, so the sign
+patterns are independent and the limiting gradients are the vertices of the
+box): ``relaxation = "exact"``.  Otherwise the chain rule only gives a
+superset: ``relaxation = "chain-rule"``.  The one definition is
+:func:`exact_relaxation` (with :func:`exact_structure`); :func:`relaxation`
+applies it to a dual solution.
+
+Tolerances: kinks are found relative to each node's per-sample scale
+(:func:`verifier.numeric.engine.kinks_from`); :func:`prune` and the piece
+test are relative per parameter tensor (:data:`PIECE_RTOL`), so nothing here
+changes when the data or a layer's parameters are rescaled.  Every op fact
+(kink kind, Clarke interval, tie positions, unit structure) is asked of the op.
 """
 
 from __future__ import annotations
