@@ -227,6 +227,18 @@ class Op:
         """
         return None
 
+    def split_units(self, attrs: dict[str, Any]) -> int:
+        """A ``"reader"`` that also produces units: how many (what a split can split)."""
+        raise NotImplementedError(f"op {self.name!r} produces no splittable units")
+
+    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+        """``attrs`` of the same layer producing ``units`` units (the wide network of a split)."""
+        raise NotImplementedError(f"op {self.name!r} produces no splittable units")
+
+    def split_reader_block(self, block: int | None) -> int:
+        """A ``"reader"``: entries of its ``weight``'s input axis per split unit of its input."""
+        raise NotImplementedError(f"op {self.name!r} does not read split units")
+
     def split_block(self, in_shape: Shape, block: int | None) -> int | None:
         """Entries per unit in the output, given ``block`` entries per unit in the input (``None``: a channel)."""
         return block

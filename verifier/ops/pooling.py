@@ -141,8 +141,8 @@ class MaxPool2d(Pool):
         tied = win >= win.max(axis=1, keepdims=True) - np.asarray(tols)[:, None]
         kw = attrs["kernel_size"][1]
         sh, sw = attrs["stride"]
-        out = []
-        for j, (k, t) in enumerate(zip(units, tied)):
+        out: list[list[tuple[int, ...]]] = []
+        for k, t in zip(units, tied):
             ent = np.flatnonzero(t)
             ch, a, b = k
             out.append([(int(ch), int(a * sh + e // kw), int(b * sw + e % kw)) for e in ent])
