@@ -570,15 +570,15 @@ def split_sites(net: Network, *, kind: str = "neuron") -> st.SearchStrategy[tupl
     _network("net", net)
     if kind not in ("neuron", "channel"):
         raise _fail("kind", kind, "'neuron' or 'channel'")
-    op = "dense" if kind == "neuron" else "conv2d"
     weights = [p for p in net.param_names if net.param_owner[p][1] == "weight"]
     sites = []
     for layer, p in enumerate(weights[:-1], 1):
-        node = net.param_owner[p][0]
-        if net.nodes[node].op == op:
+        node = net.nodes[net.param_owner[p][0]]
+        # ask the op: a layer that reads split units (dense, conv2d); neurons are flat units, channels images
+        if node.impl.split_role(node.attrs) == "reader" and (len(net.shapes[node.name]) == 1) == (kind == "neuron"):
             sites.append((layer, net.param_shapes[p][0]))
     if not sites:
-        raise _fail("net", net, f"a network with a hidden {'dense' if op == 'dense' else 'convolution'} layer to split")
+        raise _fail("net", net, f"a network with a hidden {'dense' if kind == 'neuron' else 'convolution'} layer to split")
     return st.sampled_from(sites).flatmap(lambda s: st.tuples(st.just(s[0]), st.integers(0, s[1] - 1)))
 
 

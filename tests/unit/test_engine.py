@@ -84,7 +84,9 @@ def test_kinks_reported():
     X = np.array([[1.0, 1.0], [2.0, 0.5]])  # sample 0 hits neuron 0 exactly at 0
     ks = kinks(net, p, X, tol=0.0)
     assert [(k.node, k.sample, k.unit, k.value) for k in ks] == [("act1", 0, (0,), 0.0)]
-    assert len(kinks(net, p, X, tol=1.6)) == 2  # sample 1, neuron 0 has pre-activation 1.5
+    # tol is relative to the node's per-sample scale max|z_i|: sample 1 has z = (1.5, 2.5), 1.5 / 2.5 = 0.6
+    assert len(kinks(net, p, X, tol=0.7)) == 2
+    assert {k.scale for k in kinks(net, p, X, tol=0.7)} == {2.0, 2.5}
     cnn = verifier.cnn((1, 4, 4), channels=[1], kernel_size=1, padding=0, pool="max")
     pc = {"W1": np.ones((1, 1, 1, 1)), "W2": np.ones((1, 4))}
     Xc = np.ones((1, 1, 4, 4))  # every window ties -> kinks in the pool (and none in relu)

@@ -55,14 +55,8 @@ class _Region(SymFns):
     def _val(self, z: sp.Expr) -> float:
         return float(sp.sympify(z).subs(self.point))
 
-    def relu(self, z):
-        return z if self._val(z) > 0 else sp.Integer(0)
-
-    def abs(self, z):
-        return z if self._val(z) >= 0 else -z
-
-    def leaky_relu(self, z, slope):
-        return z if self._val(z) > 0 else slope * z
+    def pl(self, z, pos, neg):
+        return pos * z if self._val(z) >= 0 else neg * z
 
     def max(self, zs):
         vals = [self._val(z) for z in zs]

@@ -415,7 +415,7 @@ def _relative_kinks(fp: Any, rel_tol: float) -> list[Any]:
     out = []
     for name in fp.net.order:
         node = fp.net.nodes[name]
-        if not node.impl.has_kinks or name not in fp.ctx:
+        if not node.impl.is_kinked(node.attrs) or name not in fp.ctx:
             continue
         z = fp.ctx[name].get("z")
         if z is None:

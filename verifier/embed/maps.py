@@ -34,12 +34,14 @@ import scipy.sparse as sps
 import sympy as sp
 
 from ..graph import Network
-from ..ops.activations import Elementwise
 from .ratios import EmbeddingError, fmt, fmt_tuple, is_zero, parse_ratio, parse_ratios
 
-#: ops allowed between a split unit and the layer that reads it
-_PASS_THROUGH = ("bias", "maxpool2d", "avgpool2d", "flatten")
-_CONSUMERS = ("dense", "conv2d")
+
+
+def _role(net: Network, name: str) -> str | None:
+    """How a split unit passes through node ``name`` (the op's fact, :meth:`verifier.ops.Op.split_role`)."""
+    nd = net.nodes[name]
+    return nd.impl.split_role(nd.attrs)
 
 
 def power_explanation(k: Any) -> str:
@@ -317,7 +319,7 @@ class _Path:
 
 
 def _weight_layers(net: Network) -> list[str]:
-    return [n for n in net.order if net.nodes[n].op in _CONSUMERS]
+    return [n for n in net.order if _role(net, n) == "reader"]
 
 
 def _locate(net: Network, layer: Any, want: str, fn: str) -> str:
@@ -362,7 +364,7 @@ def _feeds_output_directly(net: Network, node: str) -> bool:
         if s in seen:
             continue
         seen.add(s)
-        if net.nodes[s].op in _CONSUMERS:
+        if _role(net, s) == "reader":
             continue
         if net.nodes[s].op == "output":
             return True
@@ -371,36 +373,29 @@ def _feeds_output_directly(net: Network, node: str) -> bool:
 
 
 def _trace(net: Network, producer: str, fn: str) -> _Path:
+    """Follow the units of ``producer`` to the layers that read them, asking each op how a unit passes."""
     node = net.nodes[producer]
-    units = node.attrs["out_features" if node.op == "dense" else "out_channels"]
+    units = node.impl.split_units(node.attrs)
     path = _Path(producer, node.op, units)
-    block0 = 1 if node.op == "dense" else None
+    block0 = 1 if len(net.shapes[producer]) == 1 else None  # a flat unit is one feature; else a channel
     stack: list[tuple[str, int | None, Any]] = [(producer, block0, sp.Integer(1))]
     while stack:
         cur, block, p = stack.pop()
         for s in sorted(net.graph.successors(cur)):
             sn = net.nodes[s]
-            if sn.op in _CONSUMERS:
-                if sn.op == "dense":
-                    assert block is not None
-                    path.consumers.append((s, sn.params["weight"], block, p))
-                else:
-                    path.consumers.append((s, sn.params["weight"], 1, p))
-                continue
-            if sn.op == "bias":
+            role = sn.impl.split_role(sn.attrs)
+            if role == "reader":
+                path.consumers.append((s, sn.params["weight"], sn.impl.split_reader_block(block), p))
+            elif role == "grow":
                 path.biases.append((s, sn.params["bias"], 1 if block is None else block, p))
                 stack.append((s, block, p))
-            elif isinstance(sn.impl, Elementwise):
+            elif role == "elementwise":
                 e = sn.impl.scaling_exponent(sn.attrs)
                 spec = sn.op + (f":{sn.attrs['k']}" if "k" in sn.attrs else "")
                 path.activations.append((s, spec, e))
                 stack.append((s, block, None if (e is None or p is None) else p * e))
-            elif sn.op in ("maxpool2d", "avgpool2d"):
-                stack.append((s, block, p))
-            elif sn.op == "flatten":
-                shape = net.shapes[cur]
-                nb = int(np.prod(shape[1:])) if len(shape) > 1 else block
-                stack.append((s, nb, p))
+            elif role in ("pool", "reshape"):
+                stack.append((s, sn.impl.split_block(net.shapes[cur], block), p))
             else:
                 raise EmbeddingError(
                     f"{fn}: cannot split a unit of {producer!r} through node {s!r} ({sn.op}); between a split unit "
@@ -438,8 +433,7 @@ def _surgery(net: Network, path: _Path, unit: int, in_cids: Sequence[int] | None
     d.pop("parameters", None)
     for nd in d["nodes"]:
         if nd["name"] == path.producer:
-            key = "out_features" if path.kind == "dense" else "out_channels"
-            nd["attrs"][key] = path.units + added
+            nd["attrs"] = net.nodes[path.producer].impl.widen(dict(nd["attrs"]), path.units + added)
     wide = Network.from_dict(d, source="wide network")
     tensors: dict[str, _Tensor] = {}
     for p in net.param_names:

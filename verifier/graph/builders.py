@@ -36,7 +36,25 @@ def parse_activation(spec: str) -> tuple[str, dict[str, Any]]:
             return name, {"k": k}
     except ValueError:
         pass
-    raise GraphError(f"activation={spec!r} is not valid; use one of {', '.join(ACTIVATIONS)} (k an integer >= 1)")
+    generic = _registered_activation(name, arg)
+    if generic is not None:
+        return generic
+    raise GraphError(f"activation={spec!r} is not valid; use one of {', '.join(ACTIVATIONS)} (k an integer >= 1), "
+                     "or any registered elementwise op as name:attr1,attr2 (attributes in the op's order)")
+
+
+def _registered_activation(name: str, arg: str) -> tuple[str, dict[str, Any]] | None:
+    """``"two_slope:1,0.5"`` -> ``("two_slope", {"a": 1.0, "b": 0.5})`` for any registered elementwise op."""
+    from ..ops import REGISTRY
+
+    op = REGISTRY.get(name)
+    if op is None or name in {a.partition(":")[0] for a in ACTIVATIONS} or op.split_role({}) != "elementwise":
+        return None
+    values = [v.strip() for v in arg.split(",")] if arg else []
+    if len(values) > len(op.attrs):
+        return None
+    attrs: dict[str, Any] = dict(zip(op.attrs, values))
+    return name, op.check_attrs(f"activation {name}", attrs)
 
 
 def _check_bias(bias: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -14,8 +15,9 @@ from . import norms as _norms
 from ._backprop import jacobian_times
 from .dual import factor_psd, fixed_gram, refine, solve_cvxpy, solve_nnls
 from .errors import KKTError
-from .kinks import (build_pieces, exact_structure, fixed_selection, project, selection_matrix, selections,
-                    slot_constraints)
+from .kinks import build_pieces, fixed_selection, project
+from .kinks import relaxation as kink_relaxation
+from .kinks import selection_matrix, selections, slot_constraints
 from .report import KKTReport
 from .second_order import second_order_check
 from .working_set import INIT_SIZE, WorkingSetInfo, solve_working_set
@@ -301,7 +303,7 @@ def check_kkt(
         def solve(W: np.ndarray, warm: np.ndarray | None) -> _DualSolution:
             fp_w, cons_w, samples = Bh.subset(W)
             local = {int(s): j for j, s in enumerate(samples)}
-            ks_w = [Kink(k.node, local[k.sample], k.unit, k.value) for s in samples for k in by_sample.get(int(s), [])]
+            ks_w = [replace(k, sample=local[k.sample]) for s in samples for k in by_sample.get(int(s), [])]
             warm_local = np.searchsorted(W, warm) if warm is not None else None
             notes: list[str] = []
             out = _solve_dual(fp_w, cons_w, qh[W], c[W], tsq, L, norm, kt, ks_w, solver, notes, warm=warm_local)
@@ -359,7 +361,7 @@ def check_kkt(
         gap=a2(gap), dual_objective=a2(sol.dual), fenchel_young=a2(fy), identity_residual=a2(resid),
         identity_ok=ident_ok, eps_gram=None if eps_gram is None else a1(eps_gram), eps_gram_clipped=clipped,
         kink_selections=sol.kink_selections,
-        kinks_found=len(ks), relaxation=sol.relaxation, solver=sol.solver, warnings=warnings,
+        kinks_found=sol.relevant_kinks, relaxation=sol.relaxation, solver=sol.solver, warnings=warnings,
         working_set=ws_info.to_dict() if ws_info is not None else None, **base,
     )
     if second_order:
@@ -461,6 +463,7 @@ class _DualSolution:
     relaxation: str
     solver: str
     notes: list[str]
+    relevant_kinks: int  # kinks whose selection can change a gradient (after pruning)
 
     def globalize(self, W: np.ndarray, cons: Constraints, Bh: Batched) -> None:
         """Rewrite working-set-local row / sample indices of the kink selections as global ones."""
@@ -572,15 +575,11 @@ def _solve_dual(fp: ForwardPass, cons: Constraints, qh: np.ndarray, c: np.ndarra
     relaxation = "none"
     if pieces is not None and K:
         kink_sel = selections(pieces.slots, ev["lam"], ev["w"], cons, 0.0, fixed=ev["fixed"])
-        used = [s for s in pieces.slots if ev["lam"][s.row] > 0.0]
-        if used:
-            nodes = {s.node for s in used}
-            exact = (len(nodes) == 1 and all(s.kind == "interval" for s in used)
-                     and exact_structure(net, next(iter(nodes))))
-            relaxation = "exact" if exact else "chain-rule"
+        relaxation = kink_relaxation(net, pieces, ev["lam"], 0.0)
 
     out = _DualSolution()
     out.lam, out.v = ev["lam"], ev["v"]
     out.delta, out.dual, out.gap, out.eps_gram_sq = ev["delta"], ev["dual"], ev["gap"], ev["eps_gram_sq"]
     out.kink_selections, out.relaxation, out.solver, out.notes = kink_sel, relaxation, use, []
+    out.relevant_kinks = len(pieces.relevant) if pieces is not None else 0
     return out

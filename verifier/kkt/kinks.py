@@ -23,12 +23,22 @@ A piece is ``d = h_r(probe) - h_r`` where the probe changes one derivative by
 are computed by :func:`verifier.kkt._backprop.row_gradients` for the kinked
 rows only.
 
-When all kinks that carry a positive multiplier sit in one elementwise node
-fed by ``input -> dense [-> bias]``, the pieces describe the Clarke
-subdifferential exactly (each unit's pre-activation depends on its own
-parameter row, so the sign patterns are independent and the limiting
-gradients are the vertices of the box): ``relaxation = "exact"``.  Otherwise
-the chain rule only gives a superset: ``relaxation = "chain-rule"``.
+When, for every sample carrying a positive multiplier, all kinks that matter
+sit in elementwise activations fed by ``input -> dense [-> bias]`` (the first
+hidden layer of a dense net, any depth after it; no deeper pre-activation of
+the sample at a kink), the pieces describe the Clarke subdifferential exactly
+(each unit's pre-activation depends on its own parameter row, so the sign
+patterns are independent and the limiting gradients are the vertices of the
+box): ``relaxation = "exact"``.  Otherwise the chain rule only gives a
+superset: ``relaxation = "chain-rule"``.  The one definition is
+:func:`exact_relaxation` (with :func:`exact_structure`); :func:`relaxation`
+applies it to a dual solution.
+
+Tolerances: kinks are found relative to each node's per-sample scale
+(:func:`verifier.numeric.engine.kinks_from`); :func:`prune` and the piece
+test are relative per parameter tensor (:data:`PIECE_RTOL`), so nothing here
+changes when the data or a layer's parameters are rescaled.  Every op fact
+(kink kind, Clarke interval, tie positions, unit structure) is asked of the op.
 """
 
 from __future__ import annotations
@@ -40,9 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..numeric.data import Constraints
-from ..numeric.engine import ForwardPass, Kink
-from ..ops.activations import Elementwise
-from ..ops.pooling import MaxPool2d
+from ..numeric.engine import ForwardPass, Kink, backward
 from ._backprop import row_gradients
 from .errors import KKTError
 
@@ -50,6 +58,10 @@ from .errors import KKTError
 MAX_VERTICES = 256
 #: Cap on the number of floats of materialised piece vectors (pieces x P).
 MAX_PIECE_FLOATS = 40_000_000
+#: A piece ``h(probe) - h0`` is zero (the selection does not matter) when, in every parameter tensor, its
+#: norm is at most this fraction of ``||h(probe)|| + ||h0||`` there (relative per tensor: rescaling the data
+#: or any layer's parameters changes nothing).
+PIECE_RTOL = 1e-13
 
 
 @dataclass
@@ -76,6 +88,10 @@ class KinkPieces:
     D: np.ndarray  # (K, P) piece vectors
     kinks: list[Kink]  # all kinks found
     piece_nodes: set[str]
+    #: per sample, the nodes of its kinks that matter (a selection changes some row's gradient)
+    kink_nodes_of_sample: dict[int, set[str]] = field(default_factory=dict)
+    #: the kinks kept by :func:`prune` (those a report should count as "kinks that matter")
+    relevant: list[Kink] = field(default_factory=list)
 
     @property
     def K(self) -> int:
@@ -83,42 +99,112 @@ class KinkPieces:
 
 
 def _interval(node) -> tuple[float, float]:
-    """The derivative interval of a positively homogeneous piecewise-linear activation at 0."""
-    left, right = (float(v) for v in node.impl.df(np.array([-1.0, 1.0]), node.attrs))
-    return min(left, right), max(left, right)
+    """The Clarke derivative interval ``[lo, hi]`` of an elementwise kinked node (an op fact)."""
+    iv = node.impl.clarke_interval(node.attrs)
+    if iv is None:  # pragma: no cover - kink_kind "elementwise" implies an interval
+        raise KKTError(f"node {node.name!r} ({node.op}): the op declares an elementwise kink but no Clarke interval")
+    return float(iv[0]), float(iv[1])
 
 
 def _ties(fp: ForwardPass, node: str, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
-    win = fp.ctx[node]["win"][sample, unit[0], :, unit[1], unit[2]]
-    arg = int(fp.ctx[node]["arg"][sample, unit[0], unit[1], unit[2]])
-    ties = [int(i) for i in np.flatnonzero(win >= win.max() - tol)]
-    if arg not in ties:  # pragma: no cover - arg is the max
-        ties.append(arg)
-    return ties, arg
+    nd = fp.net.nodes[node]
+    return nd.impl.ties(fp.ctx[node], sample, unit, tol)
+
+
+def _abs_tol(k: Kink, kink_tol: float) -> float:
+    """The absolute tolerance a kink was found with (``kink_tol`` relative to the kink's scale)."""
+    return kink_tol * k.scale
 
 
 def kink_kind(net, node: str) -> str:
-    impl = net.nodes[node].impl
-    if isinstance(impl, MaxPool2d):
-        return "maxpool"
-    if isinstance(impl, Elementwise):
-        return "elementwise"
-    raise KKTError(f"node {node!r} ({net.nodes[node].op}): kinks of this op are not supported by the KKT check")
+    """``"elementwise"`` or ``"maxpool"`` (the op's fact); an error for an op whose kinks are not supported."""
+    nd = net.nodes[node]
+    kind = nd.impl.kink_kind(nd.attrs)
+    if kind in ("elementwise", "maxpool"):
+        return kind
+    raise KKTError(f"node {node!r} ({nd.op}): kinks of this op are not supported by the KKT check")
+
+
+def _consumers(net, name: str) -> list[str]:
+    return list(net.graph.successors(name))
 
 
 def exact_structure(net, node: str) -> bool:
-    """True when ``node`` is an elementwise activation fed by ``input -> dense [-> bias]``."""
-    if kink_kind(net, node) != "elementwise":
+    """True when ``node`` is a kinked elementwise activation in the *first hidden layer of a dense net*.
+
+    That is (MATH.md section 5): ``input -> dense [-> bias] -> node``, where the
+    dense op gives each unit its own weight row (``unit_params == "row"``), the
+    optional bias its own entry (``"bias"``), and each of them feeds only the
+    next node of this chain (so a pre-activation reaches no other kinked op).
+    Every op fact is asked of the op; no op names.  Depth after ``node`` is
+    unrestricted: see :func:`exact_relaxation` for the per-sample condition.
+    """
+    nd = net.nodes[node]
+    if nd.impl.kink_kind(nd.attrs) != "elementwise" or len(nd.inputs) != 1:
         return False
-    prev = net.nodes[node].inputs
-    if len(prev) != 1:
-        return False
-    cur = net.nodes[prev[0]]
-    if cur.op == "bias":
-        if len(cur.inputs) != 1:
+    cur = net.nodes[nd.inputs[0]]
+    nxt = node
+    if cur.impl.unit_params(cur.attrs) == "bias":
+        if len(cur.inputs) != 1 or _consumers(net, cur.name) != [nxt]:
             return False
-        cur = net.nodes[cur.inputs[0]]
-    return cur.op == "dense" and len(cur.inputs) == 1 and net.nodes[cur.inputs[0]].op == "input"
+        nxt, cur = cur.name, net.nodes[cur.inputs[0]]
+    return (cur.impl.unit_params(cur.attrs) == "row" and len(cur.inputs) == 1
+            and _consumers(net, cur.name) == [nxt] and cur.inputs[0] == net.input)
+
+
+def exact_relaxation(net, kink_nodes_of_sample: dict[int, set[str]], samples: Any) -> bool:
+    """The one definition of the "exact" relaxation level (MATH.md section 5).
+
+    The chain-rule subgradients of the margins of ``samples`` (those carrying a
+    positive multiplier) are the Clarke subdifferential when, for each of these
+    samples, every kink that matters sits in a node with :func:`exact_structure`
+    (an elementwise activation fed by ``input -> dense [-> bias]``, any depth
+    after it); then no deeper pre-activation of the sample is at a kink.
+    ``kink_nodes_of_sample[i]`` lists the nodes of sample ``i``'s kinks that
+    matter (after :func:`prune`; the float check, the symbolic layer and the
+    certificates all pass the kinks whose selection can change a gradient).
+    Samples with no kinks are smooth and do not affect the answer.
+
+    >>> import verifier
+    >>> net = verifier.mlp([2, 2, 2, 1])
+    >>> exact_relaxation(net, {0: {"act1"}}, [0]), exact_relaxation(net, {0: {"act1", "act2"}}, [0])
+    (True, False)
+    """
+    cache: dict[str, bool] = {}
+    for i in samples:
+        for node in kink_nodes_of_sample.get(int(i), ()):
+            if node not in cache:
+                cache[node] = exact_structure(net, node)
+            if not cache[node]:
+                return False
+    return True
+
+
+def relaxation(net, pieces: "KinkPieces | None", lam: np.ndarray, thr: float = 0.0) -> str:
+    """``"none"`` (no kink selection used), ``"exact"`` or ``"chain-rule"`` for multipliers ``lam``.
+
+    The slots with ``lam[row] > thr`` are the kinks that carry a multiplier;
+    the verdict is :func:`exact_relaxation` over their samples.
+    """
+    if pieces is None:
+        return "none"
+    used = [s for s in pieces.slots if lam[s.row] > thr]
+    if not used:
+        return "none"
+    return "exact" if exact_relaxation(net, pieces.kink_nodes_of_sample, {s.sample for s in used}) else "chain-rule"
+
+
+def _seed_positions(fp: ForwardPass, ks: list[Kink], kink_tol: float) -> list[list[tuple[int, ...]]]:
+    """For each kink (all of one node): positions in the node's input whose gradients decide whether it matters."""
+    if not ks:
+        return []
+    net = fp.net
+    node = ks[0].node
+    if kink_kind(net, node) == "elementwise":
+        return [[k.unit] for k in ks]
+    nd = net.nodes[node]
+    return nd.impl.tie_groups(fp.ctx[node], nd.attrs, [k.sample for k in ks], [k.unit for k in ks],
+                              [_abs_tol(k, kink_tol) for k in ks])
 
 
 def _ancestors(net) -> dict[str, set[str]]:
@@ -131,13 +217,96 @@ def _ancestors(net) -> dict[str, set[str]]:
     return anc
 
 
-def _input_positions(net, node: str, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
-    """Positions in a max-pooling node's input of the window entries ``entries`` of output ``unit``."""
-    attrs = net.nodes[node].attrs
-    kw = attrs["kernel_size"][1]
-    sh, sw = attrs["stride"]
-    ch, a, b = unit
-    return [(ch, a * sh + t // kw, b * sw + t % kw) for t in entries]
+#: Floats of seed / gradient arrays one batched prune pass may hold.
+PRUNE_BATCH_FLOATS = 4_000_000
+
+
+def _combined_rows(fp: ForwardPass, src: str, rows: list[tuple[int, dict[tuple[int, ...], float]]]) -> np.ndarray:
+    """``||sum_p w_p grad_T v_p||`` for each row (a sample and weights ``w`` on positions ``p`` of node ``src``)
+    and each parameter tensor ``T`` (columns in :attr:`Network.param_names` order).
+
+    Batched backward passes from seeds at ``src`` (:data:`PRUNE_BATCH_FLOATS`
+    floats each); no ``rows x P`` matrix is formed.
+    """
+    net = fp.net
+    col = {p: i for i, p in enumerate(net.param_names)}
+    out = np.zeros((len(rows), len(net.param_names)))
+    shape = net.shapes[src]
+    width = max([int(np.prod(net.shapes[n])) for n in net.order]
+                + [int(np.prod(net.param_shapes[p])) for p in net.param_names])
+    per_batch = max(1, PRUNE_BATCH_FLOATS // max(width, 1))
+    for a in range(0, len(rows), per_batch):
+        chunk = rows[a:a + per_batch]
+        R = len(chunk)
+        seed = np.zeros((R, *shape))
+        for r, (_, w) in enumerate(chunk):
+            for pos, v in w.items():
+                seed[(r,) + tuple(pos)] += v
+        cons = Constraints(np.array([s for s, _ in chunk], dtype=np.int64), np.zeros((R, net.num_outputs)),
+                           -np.ones(R, dtype=np.int64), int(fp.X.shape[0]))
+        sq = np.zeros((R, len(col)))
+
+        def sink(name, node, ctx, g, nps, sq=sq):
+            for role, arr in node.impl.param_grads(ctx, g, nps, node.attrs).items():
+                a2 = arr.reshape(arr.shape[0], -1)
+                sq[:, col[node.params[role]]] += np.einsum("ij,ij->i", a2, a2)
+
+        backward(fp, cons, sink, seeds={src: seed})
+        out[a:a + R] = np.sqrt(sq)
+    return out
+
+
+def _matters(fp: ForwardPass, src: str, groups: list[tuple[int, list[tuple[int, ...]]]]) -> np.ndarray:
+    """For each group (a sample and positions in node ``src``): can the selection change a gradient?
+
+    One position (an elementwise kink): its gradient in theta is not exactly 0.
+    Several (the tied entries of a max-pooling window): their gradients
+    ``g_t`` are not all equal.  Group testing, many kinks per backward row:
+    the groups of one sample are tested together with random weights ``w``
+    (zero-sum within a tie), ``||sum w_t g_t|| <= PIECE_RTOL ||sum |w_t| g_t||``
+    for every parameter tensor holds when no group matters (then all are dropped; else the set is
+    halved and retested).  A tie whose gradients are equal gives exactly
+    ``sum w_t g = 0`` up to rounding, a single non-zero gradient never passes,
+    and random weights make an accidental cancellation a null event (the
+    generator is seeded: the answer is reproducible).
+    """
+    rng = np.random.default_rng(20240601)
+    out = np.zeros(len(groups), dtype=bool)
+    sizes = [len(p) for _, p in groups]
+    allw = rng.uniform(0.5, 1.5, size=sum(sizes)) * rng.choice([-1.0, 1.0], size=sum(sizes))
+    weights: list[list[float]] = []
+    at = 0
+    for m in sizes:
+        w = allw[at:at + m]
+        at += m
+        weights.append((w - w.sum() / m if m > 1 else w).tolist())
+    by_sample: dict[int, list[int]] = {}
+    for gi, (sample, _) in enumerate(groups):
+        by_sample.setdefault(sample, []).append(gi)
+    pending = [(sample, gis) for sample, gis in by_sample.items()]
+    while pending:
+        rows: list[tuple[int, dict[tuple[int, ...], float]]] = []
+        for sample, gis in pending:
+            signed: dict[tuple[int, ...], float] = {}
+            absw: dict[tuple[int, ...], float] = {}
+            for gi in gis:
+                for pos, w in zip(groups[gi][1], weights[gi]):
+                    signed[tuple(pos)] = signed.get(tuple(pos), 0.0) + w
+                    absw[tuple(pos)] = absw.get(tuple(pos), 0.0) + abs(w)
+            rows += [(sample, signed), (sample, absw)]
+        norms = _combined_rows(fp, src, rows)
+        nxt = []
+        for j, (sample, gis) in enumerate(pending):
+            lhs, ref = norms[2 * j], norms[2 * j + 1]
+            if np.all(lhs <= PIECE_RTOL * ref):  # per parameter tensor: layer rescaling changes nothing
+                continue  # no group of this set can change a gradient
+            if len(gis) == 1:
+                out[gis[0]] = True
+            else:
+                h = len(gis) // 2
+                nxt += [(sample, gis[:h]), (sample, gis[h:])]
+        pending = nxt
+    return out
 
 
 def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
@@ -149,30 +318,36 @@ def prune(fp: ForwardPass, kinks: list[Kink], kink_tol: float) -> list[Kink]:
     other relevant kink of the same sample lies upstream (then the upstream
     Jacobian does not depend on any selection and the default one decides);
     nodes are visited in topological order so pruned kinks do not count.
+
+    The test is scale-free: an elementwise kink is dropped only when every
+    component of its input's gradient is exactly 0 in floating point; a tie
+    when the tied entries' gradients are equal up to :data:`PIECE_RTOL`
+    relative to their norms (:func:`_matters`).  Nothing depends on the scale
+    of the data or the parameters.  All kinks of one node are tested
+    together, in batched backward passes (:data:`PRUNE_BATCH_FLOATS` floats
+    each), not one pass per kink.  (Kinks whose input is constant are not
+    even reported: :func:`verifier.numeric.engine.kinks_from`.)
     """
     net = fp.net
     anc = _ancestors(net)
-    theta_scale = 1.0 + sum(float(np.abs(v).sum()) for v in fp.params.values())
+    pos = {n: i for i, n in enumerate(net.order)}
+    by_node: dict[str, list[Kink]] = {}
+    for k in kinks:
+        by_node.setdefault(k.node, []).append(k)
     kept: list[Kink] = []
     relevant_nodes: dict[int, set[str]] = {}
-    for k in sorted(kinks, key=lambda k: (k.sample, net.order.index(k.node))):
-        upstream = relevant_nodes.get(k.sample, set()) & anc[k.node]
-        if not upstream:
-            src = net.nodes[k.node].inputs[0]
-            shape = net.shapes[src]
-            if kink_kind(net, k.node) == "elementwise":
-                positions = [k.unit]
-            else:
-                ties, _ = _ties(fp, k.node, k.sample, k.unit, kink_tol)
-                positions = _input_positions(net, k.node, k.unit, ties)
-            seed = np.zeros((len(positions), *shape))
-            for r, pos in enumerate(positions):
-                seed[(r,) + tuple(pos)] = 1.0
-            Jz = row_gradients(fp, np.full(len(positions), k.sample), None, seeds={src: seed})
-            if np.abs(Jz).max(initial=0.0) <= 1e-15 * theta_scale:
+    for node in sorted(by_node, key=pos.__getitem__):
+        ks = by_node[node]
+        test = [k for k in ks if not (relevant_nodes.get(k.sample, set()) & anc[node])]
+        src = net.nodes[node].inputs[0]
+        matters = _matters(fp, src, list(zip([k.sample for k in test], _seed_positions(fp, test, kink_tol))))
+        drop = {id(k) for k, m in zip(test, matters) if not m}
+        for k in ks:
+            if id(k) in drop:
                 continue  # the unit's input is constant in theta: every selection gives the same gradient
-        kept.append(k)
-        relevant_nodes.setdefault(k.sample, set()).add(k.node)
+            kept.append(k)
+            relevant_nodes.setdefault(k.sample, set()).add(node)
+    kept.sort(key=lambda k: (k.sample, pos[k.node]))
     return kept
 
 
@@ -213,7 +388,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                     plan.append((Slot(r, "interval", [], lo - s0, hi - s0, node, i, k.unit, s0, (lo, hi)),
                                  [len(probes_ov) - 1]))
                 else:
-                    ties, arg = _ties(fp, node, i, k.unit, kink_tol)
+                    ties, arg = _ties(fp, node, i, k.unit, _abs_tol(k, kink_tol))
                     alts = [t for t in ties if t != arg]
                     idx = []
                     for t in alts:
@@ -237,7 +412,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                 choice_lists.append([(k.node, ("deriv", flat), v) for v in (lo, hi)])
                 units.append((k.node, k.unit, s0))
             else:
-                ties, arg = _ties(fp, k.node, i, k.unit, kink_tol)
+                ties, arg = _ties(fp, k.node, i, k.unit, _abs_tol(k, kink_tol))
                 choice_lists.append([(k.node, ("arg", k.unit), t) for t in ties])
                 units.append((k.node, k.unit, float(arg)))
         nv = int(np.prod([len(c) for c in choice_lists]))
@@ -305,19 +480,32 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
     # subtract the base gradient of each probe's row
     slots: list[Slot] = []
     keep_cols: list[int] = []
+    blocks = [net.offsets[p] for p in net.param_names]
     for slot, idx in plan:
         h0 = H0[base_of[slot.row]]
-        scale = np.linalg.norm(h0) + 1.0
+        # per parameter tensor, relative to the gradients subtracted: the piece is zero when every block has
+        # ||h(probe)_b - h0_b|| <= PIECE_RTOL (||h(probe)_b|| + ||h0_b||)  (rescaling a layer changes nothing)
+        scales = [[np.linalg.norm(D[j, a:b]) + np.linalg.norm(h0[a:b]) for a, b in blocks] for j in idx]
         for j in idx:
             D[j] -= h0
-        norms = [np.linalg.norm(D[j]) for j in idx]
-        if not idx or max(norms) <= 1e-13 * scale:
+        zero = [all(np.linalg.norm(D[j, a:b]) <= PIECE_RTOL * sc for (a, b), sc in zip(blocks, scs))
+                for j, scs in zip(idx, scales)]
+        if not idx or all(zero):
             continue  # the selection does not change this row's gradient: not a kink that matters
         slot.cols = list(range(len(keep_cols), len(keep_cols) + len(idx)))
         keep_cols.extend(idx)
         slots.append(slot)
     Dk = D[keep_cols] if keep_cols else np.zeros((0, P))
-    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots})
+    nodes_of: dict[int, set[str]] = {}
+    for sl in slots:
+        nodes_of.setdefault(sl.sample, set()).update(_slot_nodes(sl))
+    return KinkPieces(slots, Dk, all_kinks, {s.node for s in slots}, nodes_of, kinks)
+
+
+def _slot_nodes(slot: Slot) -> set[str]:
+    if slot.kind == "interval":
+        return {slot.node}
+    return {u[0] for u in slot.units}
 
 
 def slot_constraints(slots: list[Slot], m: int, K: int):

@@ -53,7 +53,7 @@ def _pattern(fp: ForwardPass) -> list[np.ndarray]:
     out = []
     for name in fp.net.order:
         node = fp.net.nodes[name]
-        if not node.impl.has_kinks:
+        if not node.impl.is_kinked(node.attrs):
             continue
         ctx = fp.ctx[name]
         out.append(np.sign(ctx["z"]) if "z" in ctx else ctx["arg"])

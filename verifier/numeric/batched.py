@@ -20,7 +20,8 @@ one forward-mode product, never the columns ``G[:, S]``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from dataclasses import replace
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -117,11 +118,11 @@ class Batched:
             tan[a:b] = jvp_from(self.forward_chunk(a, b), dps)
         return self.margins_of(tan)
 
-    def kinks(self, tol: float | Callable[[str], float]) -> list[Kink]:
+    def kinks(self, tol: float) -> list[Kink]:
         out: list[Kink] = []
         for a, b in self.sample_chunks():
             for k in kinks_from(self.forward_chunk(a, b), tol):
-                out.append(Kink(k.node, k.sample + a, k.unit, k.value))
+                out.append(replace(k, sample=k.sample + a))
         return out
 
     # -- row subsets ------------------------------------------------------------------------------

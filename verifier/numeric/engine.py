@@ -36,12 +36,18 @@ class ForwardPass:
 
 @dataclass(frozen=True)
 class Kink:
-    """A pre-activation within ``tol`` of a non-differentiable point."""
+    """A pre-activation within ``tol * scale`` of a non-differentiable point.
+
+    ``scale`` is the node's per-sample scale the tolerance was relative to
+    (:meth:`verifier.ops.Op.kink_scale`: the largest ``|z|`` of the node for
+    that sample; for max-pooling the largest ``|window entry|``).
+    """
 
     node: str
     sample: int
     unit: tuple[int, ...]
     value: float
+    scale: float = 0.0
 
 
 def run_forward(net, params: Mapping[str, Any] | np.ndarray, X: Any) -> ForwardPass:
@@ -275,23 +281,47 @@ def gram(net, params, X, y) -> np.ndarray:
 
 
 def kinks_from(fp: ForwardPass, tol: float) -> list[Kink]:
+    """Kinks that matter at the forward pass ``fp``; ``tol`` is relative to each node's per-sample scale.
+
+    A unit of node ``v`` for sample ``i`` is at a kink when its value (the
+    pre-activation; for max-pooling the gap between the two largest window
+    entries) is at most ``tol * s_v(i)``, ``s_v(i) = kink_scale`` (the largest
+    magnitude among node ``v``'s pre-activations, or window entries, of sample
+    ``i``; reported as :attr:`Kink.scale`).  Rescaling the data or any layer's
+    parameters by ``c > 0`` rescales value and scale alike: the set of kinks is
+    invariant.  Kinks whose input has gradient exactly 0 under every selection
+    (the ops' ``constant_outputs`` composed from the data on: an all-zero image
+    patch, ReLU zeros below the kink) cannot change any gradient and are not
+    reported; neither are ties among such entries.
+    """
     out: list[Kink] = []
     net = fp.net
+    const: dict[str, np.ndarray | None] = {net.input: np.ones(fp.X.shape, dtype=bool)}
     for name in net.order:
+        if name == net.input:
+            continue
         node = net.nodes[name]
-        if not node.impl.has_kinks:
+        ctx = fp.ctx[name]
+        kinked = node.impl.is_kinked(node.attrs)
+        scale = node.impl.kink_scale(ctx, node.attrs) if kinked else np.zeros(fp.X.shape[0])
+        consts = [const.get(i) for i in node.inputs]
+        const[name] = node.impl.constant_outputs(ctx, [fp.values[i] for i in node.inputs], consts, node.attrs,
+                                                 tol * scale)
+        if not kinked:
             continue
         shape = net.shapes[name]
-        for s, u, v in node.impl.kinks(fp.ctx[name], node.attrs, tol):
-            out.append(Kink(name, s, tuple(int(i) for i in np.unravel_index(u, shape)), v))
+        for s, u, v in node.impl.kinks(ctx, node.attrs, tol * scale, consts[0] if consts else None):
+            out.append(Kink(name, s, tuple(int(i) for i in np.unravel_index(u, shape)), v, float(scale[s])))
     return out
 
 
 def kinks(net, params, X, tol: float = 1e-9) -> list[Kink]:
-    """Which (sample, node, unit) pre-activations lie within ``tol`` of a kink.
+    """Which (sample, node, unit) pre-activations lie within ``tol`` (relative) of a kink.
 
     For ReLU/leaky ReLU/abs the value is the pre-activation; for max-pooling it
-    is the gap between the two largest entries of the window.
+    is the gap between the two largest entries of the window.  ``tol`` is
+    relative to the node's per-sample scale (see :func:`kinks_from`), so the
+    answer does not change when the data or the parameters are rescaled.
     """
     if not np.isfinite(tol) or tol < 0:
         from ..errors import DataError

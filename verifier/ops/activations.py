@@ -2,7 +2,11 @@
 
 Derivative convention at a kink (``z == 0``) is torch's: ``relu'(0) = 0``,
 ``leaky_relu'(0) = slope``, ``abs'(0) = 0``.  The KKT layer treats
-pre-activations within ``kink_tol`` of 0 as Clarke intervals instead.
+pre-activations within ``kink_tol`` (relative to :meth:`Elementwise.kink_scale`)
+of 0 as Clarke intervals instead.
+
+A piecewise-linear activation declares its two slopes (:meth:`Elementwise.slopes`,
+exact); its kink, Clarke interval and homogeneity follow from them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .base import Attr, Op, SymFns, not_homogeneous, register
+from .base import Attr, Op, SymFns, const_mask, not_homogeneous, register
 
 
 class Elementwise(Op):
@@ -27,8 +31,40 @@ class Elementwise(Op):
     def sym(self, z: sp.Expr, attrs: dict[str, Any], fns: SymFns) -> sp.Expr:
         raise NotImplementedError
 
-    def kinked(self, attrs: dict[str, Any]) -> bool:
-        return self.has_kinks
+    def slopes(self, attrs: dict[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
+        """``(pos, neg)``, exact, when ``f(z) = pos z`` for ``z >= 0`` and ``neg z`` for ``z < 0``; else ``None``."""
+        return None
+
+    def kink_kind(self, attrs):
+        sl = self.slopes(attrs)
+        return "elementwise" if sl is not None and sl[0] != sl[1] else None
+
+    def clarke_interval(self, attrs):
+        if self.kink_kind(attrs) != "elementwise":
+            return None
+        pos, neg = self.slopes(attrs)  # type: ignore[misc]
+        return (min(pos, neg), max(pos, neg))
+
+    def scaling_exponent(self, attrs):
+        return 1 if self.slopes(attrs) is not None else None
+
+    def split_role(self, attrs):
+        return "elementwise"
+
+    def kink_scale(self, ctx, attrs):
+        z = ctx["z"].reshape(ctx["z"].shape[0], -1)
+        return np.abs(z).max(axis=1, initial=0.0)
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        z = ctx["z"]
+        out = const_mask(consts[0], z.shape).copy()  # f'(z) * 0 = 0, whatever the selection at a kink
+        if self.scaling_exponent(attrs) is not None:  # sigmoid / tanh: a derivative rounding to 0 is not 0
+            zero = self.df(z, attrs) == 0
+            if self.is_kinked(attrs):
+                t = np.asarray(tol, dtype=np.float64).reshape((-1,) + (1,) * (z.ndim - 1))
+                zero &= np.abs(z) > t
+            out |= zero
+        return out
 
     def degree(self, node, in_degs, param_degs, attrs, equal):
         p = self.scaling_exponent(attrs)
@@ -46,11 +82,15 @@ class Elementwise(Op):
     def jvp(self, ctx, dxs, dps, ps, attrs):
         return None if dxs[0] is None else dxs[0] * self.df(ctx["z"], attrs)
 
-    def kinks(self, ctx, attrs, tol):
-        if not self.kinked(attrs):
+    def kinks(self, ctx, attrs, tol, frozen=None):
+        if not self.is_kinked(attrs):
             return []
         z = ctx["z"].reshape(ctx["z"].shape[0], -1)
-        rows, units = np.nonzero(np.abs(z) <= tol)
+        t = np.asarray(tol, dtype=np.float64).reshape(-1, 1)
+        at = np.abs(z) <= t
+        if frozen is not None:
+            at &= ~frozen.reshape(at.shape)  # a constant pre-activation: no selection changes a gradient
+        rows, units = np.nonzero(at)
         return [(int(r), int(u), float(z[r, u])) for r, u in zip(rows, units)]
 
     def sympy_forward(self, xs, ps, attrs, fns):
@@ -65,6 +105,9 @@ class Elementwise(Op):
 class Identity(Elementwise):
     name = "identity"
 
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(1))
+
     def f(self, z, attrs):
         return z
 
@@ -78,7 +121,9 @@ class Identity(Elementwise):
 @register
 class ReLU(Elementwise):
     name = "relu"
-    has_kinks = True
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(0))
 
     def f(self, z, attrs):
         return np.maximum(z, 0.0)
@@ -93,8 +138,11 @@ class ReLU(Elementwise):
 @register
 class LeakyReLU(Elementwise):
     name = "leaky_relu"
-    has_kinks = True
     attrs = {"slope": Attr("float", default=0.01, valid="a finite number (the negative-side slope)")}
+    examples = ({"slope": 0.01}, {"slope": 0.25}, {"slope": 2.0}, {"slope": 1.0})
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.nsimplify(attrs["slope"], rational=True))
 
     def f(self, z, attrs):
         return np.where(z > 0, z, attrs["slope"] * z)
@@ -109,7 +157,9 @@ class LeakyReLU(Elementwise):
 @register
 class Abs(Elementwise):
     name = "abs"
-    has_kinks = True
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(-1))
 
     def f(self, z, attrs):
         return np.abs(z)
@@ -130,6 +180,10 @@ class Power(Elementwise):
 
     name = "power"
     attrs = {"k": _k}
+    examples = ({"k": 1}, {"k": 2}, {"k": 3})
+
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(1)) if attrs["k"] == 1 else None
 
     def scaling_exponent(self, attrs):
         return attrs["k"]
@@ -151,9 +205,13 @@ class ReLUPower(Elementwise):
 
     name = "relu_power"
     attrs = {"k": _k}
+    examples = ({"k": 1}, {"k": 2}, {"k": 3})
 
-    def kinked(self, attrs):
-        return attrs["k"] == 1
+    def slopes(self, attrs):
+        return (sp.Integer(1), sp.Integer(0)) if attrs["k"] == 1 else None
+
+    def is_piecewise(self, attrs):
+        return True  # relu(z)^k: two polynomial branches (differentiable at 0 for k >= 2)
 
     def scaling_exponent(self, attrs):
         return attrs["k"]

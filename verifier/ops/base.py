@@ -12,10 +12,21 @@ An operation declares, in one class, every fact an analysis needs:
   forward pass, the vector-Jacobian product, per-row parameter gradients and
   that tensor's contribution to the margin Gram matrix ``G = J J^T``;
 * ``sympy_forward``: the same map on sympy expressions (one sample);
-* ``kinks``: where the op is not differentiable (pre-activations near 0).
+* the *kink facts* (CVXPY-atom style, each a small method of the op):
+  ``kink_kind`` (``"elementwise"``, ``"maxpool"`` or ``None``; ``is_kinked``
+  derives from it), ``clarke_interval`` (the exact derivative interval at an
+  elementwise kink), ``is_piecewise`` (branches that the symbolic layer
+  enumerates), ``kinks`` / ``kink_scale`` / ``constant_outputs`` (where, at a
+  point, the op is not differentiable, at what scale, and which outputs have
+  gradient exactly 0 whatever the kink selections);
+* the *splitting facts*: ``scaling_exponent`` (``f(c z) = c^p f(z)``),
+  ``is_positively_homogeneous`` (``p == 1``, what splitting needs) and
+  ``split_role`` (how a split unit passes through the op).
 
-Adding an operation means writing one subclass and decorating it with
-:func:`register`; every analysis picks it up from :data:`REGISTRY`.
+Adding an operation means writing one subclass in one module of this package
+(every module is imported, so a new file is enough) and decorating it with
+:func:`register`; every analysis picks it up from :data:`REGISTRY`.  See
+``docs/ops.md``.
 """
 
 from __future__ import annotations
@@ -114,8 +125,8 @@ class Op:
     attrs: ClassVar[dict[str, Attr]] = {}
     #: parameter roles this op owns, in flattening order.
     roles: ClassVar[tuple[str, ...]] = ()
-    #: True for piecewise ops with non-differentiable points (reported as kinks).
-    has_kinks: ClassVar[bool] = False
+    #: representative attribute sets (for the op sweep test and the docs); ``[{}]`` when the op has none.
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ({},)
 
     # -- static facts -------------------------------------------------------
     def check_attrs(self, node: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -165,6 +176,91 @@ class Op:
         """
         return 1
 
+    def is_positively_homogeneous(self, attrs: dict[str, Any]) -> bool:
+        """``f(c z) = c f(z)`` for every ``c > 0``: a split unit passes through unchanged."""
+        return self.scaling_exponent(attrs) == 1
+
+    # -- kink facts ---------------------------------------------------------------
+    def kink_kind(self, attrs: dict[str, Any]) -> str | None:
+        """Where the op is not differentiable, or ``None`` if it is differentiable everywhere.
+
+        * ``"elementwise"``: a scalar map ``a = f(z)`` with one kink at ``z = 0``;
+          the op saves ``ctx["z"]`` (the pre-activation), has ``df(z, attrs)``
+          (the default derivative, used by the engine) and ``clarke_interval``;
+        * ``"maxpool"``: a maximum over windows; the op saves ``ctx["win"]`` and
+          ``ctx["arg"]`` and has ``ties`` / ``tie_positions`` / ``window_size``.
+        """
+        return None
+
+    def is_kinked(self, attrs: dict[str, Any]) -> bool:
+        """True when the op (with these attributes) has non-differentiable points."""
+        return self.kink_kind(attrs) is not None
+
+    def is_piecewise(self, attrs: dict[str, Any]) -> bool:
+        """True when the op has branches the symbolic layer must enumerate (kinked or not, e.g. ``relu^2``)."""
+        return self.is_kinked(attrs)
+
+    def clarke_interval(self, attrs: dict[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
+        """The Clarke derivative interval ``[lo, hi]`` (exact) at an elementwise kink; ``None`` otherwise."""
+        return None
+
+    def unit_params(self, attrs: dict[str, Any]) -> str | None:
+        """How output unit ``u`` depends on the op's parameters (what the "exact" kink structure needs).
+
+        * ``"row"``: ``z_u = <W[u, :], h>``, its own parameter row (dense);
+        * ``"bias"``: ``z_u = h_u + b_u``, its own parameter entry (bias);
+        * ``None``: no parameters, or parameters shared between units (conv2d).
+        """
+        return None
+
+    def split_role(self, attrs: dict[str, Any]) -> str | None:
+        """How a split unit (neuron or channel, MATH.md section 7) passes through this op.
+
+        * ``"reader"``: the op reads units through its ``weight`` (dense, conv2d): the
+          split grows the weight's input axis and stops here;
+        * ``"grow"``: the op owns a per-unit tensor (bias) that is split with the unit;
+        * ``"elementwise"``: the op acts on each unit separately; the unit passes with
+          exponent ``scaling_exponent`` (only ``1`` preserves the function);
+        * ``"pool"``: acts within each channel (pooling): passes unchanged;
+        * ``"reshape"``: re-indexes units (flatten): passes, the block size changes;
+        * ``None``: a split unit cannot pass (add, output, ...).
+        """
+        return None
+
+    def split_units(self, attrs: dict[str, Any]) -> int:
+        """A ``"reader"`` that also produces units: how many (what a split can split)."""
+        raise NotImplementedError(f"op {self.name!r} produces no splittable units")
+
+    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+        """``attrs`` of the same layer producing ``units`` units (the wide network of a split)."""
+        raise NotImplementedError(f"op {self.name!r} produces no splittable units")
+
+    def split_reader_block(self, block: int | None) -> int:
+        """A ``"reader"``: entries of its ``weight``'s input axis per split unit of its input."""
+        raise NotImplementedError(f"op {self.name!r} does not read split units")
+
+    def split_block(self, in_shape: Shape, block: int | None) -> int | None:
+        """Entries per unit in the output, given ``block`` entries per unit in the input (``None``: a channel)."""
+        return block
+
+    def kink_scale(self, ctx: Ctx, attrs: dict[str, Any]) -> np.ndarray:
+        """Per-sample scale (shape ``(rows,)``) that :meth:`kinks` tolerances are relative to."""
+        return np.zeros(0)
+
+    def constant_outputs(self, ctx: Ctx, xs: list[np.ndarray], consts: list[np.ndarray | None],
+                         attrs: dict[str, Any], tol: np.ndarray | float) -> np.ndarray | None:
+        """Boolean ``(rows, *out_shape)``: outputs whose gradient in theta is exactly 0 under every kink selection.
+
+        ``xs`` are the op's input values and ``consts`` the inputs' masks of the
+        same kind (``None``: nothing known, treat as all False); ``tol`` is this
+        op's absolute kink tolerance per sample.  The rule is local (JAX-style, one
+        per op) and the engine composes it in topological order, starting from
+        the data (all constant).  Returning ``None`` (the default) claims nothing
+        and is always sound.  A kink whose input is constant cannot change any
+        gradient, and neither can a tie among constant entries: neither is
+        reported (e.g. ReLU zeros on an all-zero image patch, or below the kink).
+        """
+        return None
     # -- numerics (batched: first axis is the sample / constraint row) --------
     def forward(self, xs: list[np.ndarray], ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> tuple[np.ndarray, Ctx]:
         raise NotImplementedError(f"forward rule for {self.name!r} not implemented")
@@ -208,8 +304,15 @@ class Op:
         """The rows ``rows`` of a :meth:`gram_factor` (to tile ``G`` in row blocks)."""
         return fa[rows]
 
-    def kinks(self, ctx: Ctx, attrs: dict[str, Any], tol: float) -> list[tuple[int, int, float]]:
-        """Non-differentiable points: ``(sample, flat unit index, pre-activation)``."""
+    def kinks(self, ctx: Ctx, attrs: dict[str, Any], tol: np.ndarray | float,
+              frozen: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+        """Non-differentiable points: ``(sample, flat unit index, value)``.
+
+        ``tol`` is absolute, a number or one per sample (the engine passes
+        ``kink_tol * kink_scale``); ``frozen`` is the input node's
+        :meth:`constant_outputs` mask when known: a kink whose input is constant
+        (elementwise), or a tie among constant entries (max-pooling), is skipped.
+        """
         return []
 
     # -- symbolic -------------------------------------------------------------
@@ -224,25 +327,43 @@ class SymFns:
     The default maps ``relu`` to ``Max(0, z)``; a region evaluator (see
     :func:`verifier.analysis.region_functions`) replaces them by the polynomial
     branch active at a point, and the symbolic layer may plug in its own.
+
+    Every scalar piecewise-linear activation goes through one hook,
+    :meth:`pl` (``z -> pos z`` for ``z >= 0``, ``neg z`` for ``z < 0``);
+    ``relu``, ``abs`` and ``leaky_relu`` are its special cases, so a
+    subclass that overrides :meth:`pl` handles all of them (and new ops such
+    as ``two_slope``).
     """
 
+    def pl(self, z: sp.Expr, pos: sp.Expr, neg: sp.Expr) -> sp.Expr:
+        if (pos, neg) == (1, 0):
+            return sp.Max(0, z)
+        if (pos, neg) == (1, -1):
+            return sp.Abs(z)
+        return pos * sp.Max(0, z) + neg * sp.Min(0, z)
+
     def relu(self, z: sp.Expr) -> sp.Expr:
-        return sp.Max(0, z)
+        return self.pl(z, sp.Integer(1), sp.Integer(0))
 
     def abs(self, z: sp.Expr) -> sp.Expr:
-        return sp.Abs(z)
+        return self.pl(z, sp.Integer(1), sp.Integer(-1))
 
     def max(self, zs: list[sp.Expr]) -> sp.Expr:
         return sp.Max(*zs)
 
     def leaky_relu(self, z: sp.Expr, slope: sp.Expr) -> sp.Expr:
-        return sp.Max(0, z) + slope * sp.Min(0, z)
+        return self.pl(z, sp.Integer(1), slope)
 
     def sigmoid(self, z: sp.Expr) -> sp.Expr:
         return 1 / (1 + sp.exp(-z))
 
     def tanh(self, z: sp.Expr) -> sp.Expr:
         return sp.tanh(z)
+
+
+def const_mask(c: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``c`` or, for ``None`` (nothing known), an all-False mask of ``shape``."""
+    return np.zeros(shape, dtype=bool) if c is None else c
 
 
 def require_flat(node: str, op: str, shape: Shape) -> int:

@@ -9,7 +9,7 @@ import sympy as sp
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
-from .base import Attr, Op, Shape, require_flat, require_image, register
+from .base import Attr, Op, Shape, const_mask, require_flat, require_image, register
 
 _pos = dict(check=lambda v: v >= 1, valid="a positive integer")
 _pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
@@ -23,10 +23,30 @@ class Dense(Op):
     name = "dense"
     roles = ("weight",)
     attrs = {"out_features": Attr("int", required=True, **_pos)}
+    examples = ({"out_features": 3},)
 
     def out_shape(self, node: str, in_shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
         require_flat(node, self.name, in_shapes[0])
         return (attrs["out_features"],)
+
+    def split_role(self, attrs):
+        return "reader"
+
+    def unit_params(self, attrs):
+        return "row"
+
+    def split_units(self, attrs) -> int:
+        """Units this layer produces (what a split can split)."""
+        return attrs["out_features"]
+
+    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+        """``attrs`` of the same layer producing ``units`` units (the wide network of a split)."""
+        return {**attrs, "out_features": units}
+
+    def split_reader_block(self, block: int | None) -> int:
+        """Columns of ``weight`` per unit of the input (a flat unit spans ``block`` features)."""
+        assert block is not None
+        return block
 
     def param_shapes(self, node, in_shapes, attrs):
         return {"weight": (attrs["out_features"], require_flat(node, self.name, in_shapes[0]))}
@@ -37,6 +57,12 @@ class Dense(Op):
     def forward(self, xs, ps, attrs):
         h = xs[0]
         return h @ ps["weight"].T, {"h": h}
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        # d z_u / d W[u, :] = h: constant only if every input is 0 and constant itself
+        h = xs[0]
+        ok = ~np.any((h != 0) | ~const_mask(consts[0], h.shape), axis=1)
+        return np.repeat(ok[:, None], attrs["out_features"], axis=1)
 
     def vjp(self, ctx, g, ps, attrs):
         return [g @ ps["weight"]]
@@ -156,10 +182,23 @@ class Conv2d(Op):
         "stride": Attr("pair", default=(1, 1), **_pair_pos),
         "padding": Attr("pair", default=(0, 0), **_pair_nonneg),
     }
+    examples = ({"out_channels": 2, "kernel_size": 2}, {"out_channels": 1, "kernel_size": 3, "stride": 2, "padding": 1})
 
     def out_shape(self, node, in_shapes, attrs):
         ho, wo = _conv_geometry(node, in_shapes[0], attrs)
         return (attrs["out_channels"], ho, wo)
+
+    def split_role(self, attrs):
+        return "reader"
+
+    def split_units(self, attrs) -> int:
+        return attrs["out_channels"]
+
+    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+        return {**attrs, "out_channels": units}
+
+    def split_reader_block(self, block: int | None) -> int:
+        return 1  # weight axis 1 is the input channel
 
     def param_shapes(self, node, in_shapes, attrs):
         c = require_image(node, self.name, in_shapes[0])[0]
@@ -181,6 +220,14 @@ class Conv2d(Op):
     def _g(g: np.ndarray) -> np.ndarray:
         """``(n, C_out, Ho, Wo) -> (n, C_out, Ho*Wo)``."""
         return g.reshape(g.shape[0], g.shape[1], -1)
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        # d z / d W = the patch: constant only where the whole patch is 0 and constant
+        x = xs[0]
+        bad = ((x != 0) | ~const_mask(consts[0], x.shape)).astype(np.float64)
+        win = im2col(bad, attrs["kernel_size"], attrs["stride"], attrs["padding"])  # (n,C,kh,kw,Ho,Wo)
+        ok = ~np.any(win > 0.5, axis=(1, 2, 3))
+        return np.repeat(ok[:, None], attrs["out_channels"], axis=1)
 
     def vjp(self, ctx, g, ps, attrs):
         w = ps["weight"]
@@ -242,6 +289,9 @@ class Scale(Op):
     def forward(self, xs, ps, attrs):
         return xs[0] * ps["scale"], {"h": xs[0]}
 
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        return (xs[0] == 0) & const_mask(consts[0], xs[0].shape)
+
     def vjp(self, ctx, g, ps, attrs):
         return [g * ps["scale"]]
 
@@ -265,6 +315,12 @@ class Bias(Op):
 
     name = "bias"
     roles = ("bias",)
+
+    def split_role(self, attrs):
+        return "grow"
+
+    def unit_params(self, attrs):
+        return "bias"
 
     def param_shapes(self, node, in_shapes, attrs):
         s = in_shapes[0]

@@ -1,7 +1,11 @@
 """Pooling: max and average over ``(kh, kw)`` windows (no padding).
 
 Both commute with positive scaling (degree unchanged).  Max-pooling is
-piecewise linear: ties within ``tol`` are reported as kinks.
+piecewise linear: ties within ``tol`` (relative to the window values'
+per-sample magnitude, :meth:`MaxPool2d.kink_scale`) are reported as kinks,
+except ties among entries whose gradient is exactly 0 (the input node's
+``constant_outputs``, e.g. ReLU zeros): routing the gradient to any of them
+gives the same (zero) contribution.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ class Pool(Op):
         "kernel_size": Attr("pair", required=True, **_pair_pos),
         "stride": Attr("pair", default=None, **_pair_pos),
     }
+
+    def split_role(self, attrs):
+        return "pool"
 
     def check_attrs(self, node, attrs):
         out = super().check_attrs(node, attrs)
@@ -63,7 +70,14 @@ class Pool(Op):
 @register
 class MaxPool2d(Pool):
     name = "maxpool2d"
-    has_kinks = True
+    examples = ({"kernel_size": 2}, {"kernel_size": (2, 3), "stride": 1})
+
+    def kink_kind(self, attrs):
+        return "maxpool"
+
+    def window_size(self, attrs) -> int:
+        kh, kw = attrs["kernel_size"]
+        return kh * kw
 
     def forward(self, xs, ps, attrs):
         win = self._windows(xs[0], attrs)
@@ -86,14 +100,70 @@ class MaxPool2d(Pool):
         last = self._windows(dxs[0], attrs).transpose(0, 1, 3, 4, 2)
         return np.take_along_axis(last, ctx["arg"][..., None], axis=4)[..., 0]
 
-    def kinks(self, ctx, attrs, tol):
+    def kink_scale(self, ctx, attrs):
+        win = ctx["win"].reshape(ctx["win"].shape[0], -1)
+        return np.abs(win).max(axis=1, initial=0.0)
+
+    def _tied(self, win: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
+        t = np.asarray(tol, dtype=np.float64).reshape((-1,) + (1,) * (win.ndim - 1))
+        return win >= win.max(axis=2, keepdims=True) - t
+
+    def kinks(self, ctx, attrs, tol, frozen=None):
         win = ctx["win"]
         if win.shape[2] < 2:
             return []
+        tied = self._tied(win, tol)
+        kink = tied.sum(axis=2) >= 2
+        if frozen is not None:
+            # a tie matters only if some tied entry's gradient can be non-zero
+            kink &= ~self._all_const(frozen, tied, attrs)
         top2 = -np.sort(-win, axis=2)[:, :, :2]
         gap = (top2[:, :, 0] - top2[:, :, 1]).reshape(win.shape[0], -1)
-        rows, units = np.nonzero(gap <= tol)
+        rows, units = np.nonzero(kink.reshape(win.shape[0], -1))
         return [(int(r), int(u), float(gap[r, u])) for r, u in zip(rows, units)]
+
+    def _all_const(self, const: np.ndarray, tied: np.ndarray, attrs) -> np.ndarray:
+        cw = self._windows(const.astype(np.float64), attrs) > 0.5
+        return np.all(cw | ~tied, axis=2)
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        if consts[0] is None:
+            return None
+        return self._all_const(consts[0], self._tied(ctx["win"], tol), attrs)
+
+    def ties(self, ctx, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
+        """Tied window entries (flat indices within the window, the arg-max included) and the arg-max."""
+        win = ctx["win"][sample, unit[0], :, unit[1], unit[2]]
+        arg = int(ctx["arg"][sample, unit[0], unit[1], unit[2]])
+        ties = [int(i) for i in np.flatnonzero(win >= win.max() - tol)]
+        if arg not in ties:  # pragma: no cover - arg is the max
+            ties.append(arg)
+        return ties, arg
+
+    def tie_groups(self, ctx, attrs, samples: list[int], units: list[tuple[int, ...]],
+                   tols: list[float]) -> list[list[tuple[int, ...]]]:
+        """Vectorised :meth:`ties` + :meth:`tie_positions`: input positions of each kink's tied entries."""
+        if not samples:
+            return []
+        s = np.asarray(samples)
+        u = np.asarray(units)
+        win = ctx["win"][s, u[:, 0], :, u[:, 1], u[:, 2]]  # (K, kk)
+        tied = win >= win.max(axis=1, keepdims=True) - np.asarray(tols)[:, None]
+        kw = attrs["kernel_size"][1]
+        sh, sw = attrs["stride"]
+        out: list[list[tuple[int, ...]]] = []
+        for k, t in zip(units, tied):
+            ent = np.flatnonzero(t)
+            ch, a, b = k
+            out.append([(int(ch), int(a * sh + e // kw), int(b * sw + e % kw)) for e in ent])
+        return out
+
+    def tie_positions(self, attrs, unit: tuple[int, ...], entries: list[int]) -> list[tuple[int, ...]]:
+        """Positions in the op's input of the window entries ``entries`` of output ``unit``."""
+        kw = attrs["kernel_size"][1]
+        sh, sw = attrs["stride"]
+        ch, a, b = unit
+        return [(ch, a * sh + t // kw, b * sw + t % kw) for t in entries]
 
     def sympy_forward(self, xs, ps, attrs, fns):
         out = np.empty(self.out_shape("?", [xs[0].shape], attrs), dtype=object)
@@ -105,12 +175,18 @@ class MaxPool2d(Pool):
 @register
 class AvgPool2d(Pool):
     name = "avgpool2d"
+    examples = ({"kernel_size": 2}, {"kernel_size": (2, 3), "stride": 1})
 
     def forward(self, xs, ps, attrs):
         return self._windows(xs[0], attrs).mean(axis=2), {"_x_shape": xs[0].shape}
 
     def jvp(self, ctx, dxs, dps, ps, attrs):
         return None if dxs[0] is None else self._windows(dxs[0], attrs).mean(axis=2)
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        if consts[0] is None:
+            return None
+        return np.all(self._windows(consts[0].astype(np.float64), attrs) > 0.5, axis=2)
 
     def vjp(self, ctx, g, ps, attrs):
         kh, kw = attrs["kernel_size"]

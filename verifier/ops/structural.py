@@ -21,6 +21,7 @@ class Input(Op):
             valid="a non-empty list of positive integers, e.g. [2] or [1, 8, 8]",
         )
     }
+    examples = ({"shape": [2]},)
 
     def out_shape(self, node, in_shapes, attrs):
         return tuple(attrs["shape"])
@@ -42,6 +43,9 @@ class Output(Op):
     def forward(self, xs, ps, attrs):
         return xs[0], {}
 
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        return consts[0]
+
     def vjp(self, ctx, g, ps, attrs):
         return [g]
 
@@ -58,12 +62,21 @@ class Flatten(Op):
 
     name = "flatten"
 
+    def split_role(self, attrs):
+        return "reshape"
+
+    def split_block(self, in_shape, block):
+        return int(np.prod(in_shape[1:])) if len(in_shape) > 1 else block
+
     def out_shape(self, node, in_shapes, attrs):
         return (int(np.prod(in_shapes[0])),)
 
     def forward(self, xs, ps, attrs):
         x = xs[0]
         return x.reshape(x.shape[0], -1), {"_x_shape": x.shape}
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        return None if consts[0] is None else consts[0].reshape(consts[0].shape[0], -1)
 
     def vjp(self, ctx, g, ps, attrs):
         return [g.reshape((g.shape[0], *ctx["_x_shape"][1:]))]
@@ -91,6 +104,14 @@ class Add(Op):
         for d in in_degs[1:]:
             equal(in_degs[0], d, lambda d=d: f"add has summands of degree {in_degs[0]} and {d}")
         return in_degs[0]
+
+    def constant_outputs(self, ctx, xs, consts, attrs, tol):
+        if any(c is None for c in consts):
+            return None
+        out = consts[0].copy()
+        for c in consts[1:]:
+            out &= c
+        return out
 
     def forward(self, xs, ps, attrs):
         out = xs[0].copy()

@@ -221,36 +221,45 @@ def euler_rewrite(expr: sp.Expr) -> sp.Expr:
 class HomogeneousFns(SymFns):
     """The :class:`~verifier.ops.base.SymFns` hooks mapped onto :class:`relu` and :class:`pmax`.
 
-    ``abs(z) = relu(z) + relu(-z)``, ``leaky_relu(z) = relu(z) - a relu(-z)``;
+    Every two-slope piecewise-linear map is ``pl(z, a, b) = a relu(z) - b relu(-z)``
+    (``abs(z) = relu(z) + relu(-z)``, ``leaky_relu(z) = relu(z) - slope relu(-z)``);
     sigmoid and tanh keep sympy's forms (they are not homogeneous).
     """
 
-    def relu(self, z: sp.Expr) -> sp.Expr:
-        return relu(z)
-
-    def abs(self, z: sp.Expr) -> sp.Expr:
-        return relu(z) + relu(-z)
-
-    def leaky_relu(self, z: sp.Expr, slope: sp.Expr) -> sp.Expr:
-        return relu(z) - slope * relu(-z)
+    def pl(self, z: sp.Expr, pos: sp.Expr, neg: sp.Expr) -> sp.Expr:
+        out = sp.Integer(0)
+        if pos != 0:
+            out += relu(z) if pos == 1 else pos * relu(z)
+        if neg != 0:
+            out -= neg * relu(-z)
+        return out
 
     def max(self, zs: list[sp.Expr]) -> sp.Expr:
         return pmax(*zs)
 
 
-def clarke_interval(op: str, slope: Any = None) -> sp.Interval:
-    """Clarke subdifferential at 0 of a kinked scalar activation.
+def clarke_interval(op: str, slope: Any = None, **attrs: Any) -> sp.Interval:
+    """Clarke subdifferential at 0 of a kinked scalar activation (the op's own fact, exact).
+
+    ``attrs`` are the op's attributes (``slope`` is accepted positionally for ``leaky_relu``);
+    required attributes not given are taken from the op's first example (``relu_power``: ``k = 1``).
 
     >>> clarke_interval("relu"), clarke_interval("abs"), clarke_interval("leaky_relu", 0.1)
     (Interval(0, 1), Interval(-1, 1), Interval(1/10, 1))
+    >>> clarke_interval("two_slope", a=2, b=-0.5)
+    Interval(-1/2, 2)
     """
-    if op in ("relu", "relu_power"):
-        return sp.Interval(0, 1)
-    if op == "abs":
-        return sp.Interval(-1, 1)
-    if op == "leaky_relu":
-        a = sp.nsimplify(slope if slope is not None else 0.01, rational=True)
-        return sp.Interval(sp.Min(a, 1), sp.Max(a, 1))
     from ..errors import VerifierError
+    from ..ops import REGISTRY, get_op
 
-    raise VerifierError(f"clarke_interval: op {op!r} has no scalar kink; use one of relu, relu_power, abs, leaky_relu")
+    impl = get_op(op, node="clarke_interval")
+    if slope is not None:
+        attrs = {"slope": slope, **attrs}
+    attrs = {**{k: v for k, v in impl.examples[0].items() if impl.attrs[k].required}, **attrs}
+    iv = impl.clarke_interval(impl.check_attrs("clarke_interval", attrs))
+    if iv is None:
+        kinked = sorted(n for n, o in REGISTRY.items()
+                        if any(o.kink_kind(o.check_attrs(n, dict(e))) == "elementwise" for e in o.examples))
+        raise VerifierError(f"clarke_interval: op {op!r} has no scalar kink with attributes {attrs}; "
+                            f"ops with one: {', '.join(kinked)}")
+    return sp.Interval(*iv)

@@ -44,14 +44,13 @@ import sympy as sp
 
 from ..analysis.symbolic_eval import param_symbols, symbolic_forward
 from ..errors import VerifierError
+from ..kkt.kinks import exact_relaxation
 from ..numeric.data import check_inputs, check_labels, constraints
 from ..ops.base import SymFns
 from ._common import Budget, SymbolicLimitError, UndecidedError, check_limit, is_real, is_zero, sign, to_rational
 from .expressions import network_expr
 
 __all__ = ["KKTSystem", "RegionSystem", "KKTPoint", "KKTSolution", "kkt_system", "solve_kkt"]
-
-_KINKED = {"relu", "leaky_relu", "abs", "relu_power", "maxpool2d"}
 
 
 # ----------------------------------------------------------------------------- data
@@ -76,36 +75,28 @@ def _row_value(cons, r: int, out: Sequence[sp.Expr]) -> sp.Expr:
 
 
 def _units(net) -> list[tuple[str, tuple[int, ...], str, Any]]:
-    """Kinked units of one sample in the order ``symbolic_forward`` visits them: (node, unit, kind, slope/width)."""
+    """Piecewise units of one sample in the order ``symbolic_forward`` visits them: (node, unit, kind, arg).
+
+    Asked of the op: ``"max"`` (window size) for a max-pooling kink, ``"pl"``
+    (the exact Clarke interval) for an elementwise kink, ``"smooth"`` for a
+    piecewise op that is differentiable (``relu^k``, ``k >= 2``).
+    """
     out = []
     for name in net.order:
         node = net.nodes[name]
-        if node.op not in _KINKED:
+        impl, attrs = node.impl, node.attrs
+        if not impl.is_piecewise(attrs):
             continue
+        kind = impl.kink_kind(attrs)
+        if kind == "maxpool":
+            unit = ("max", impl.window_size(attrs))
+        elif kind == "elementwise":
+            unit = ("pl", impl.clarke_interval(attrs))
+        else:
+            unit = ("smooth", None)  # differentiable at 0: no Clarke variable
         for idx in np.ndindex(net.shapes[name]):
-            if node.op == "maxpool2d":
-                kh, kw = node.attrs["kernel_size"]
-                out.append((name, idx, "max", kh * kw))
-            elif node.op == "leaky_relu":
-                out.append((name, idx, "pl", sp.nsimplify(node.attrs["slope"], rational=True)))
-            elif node.op == "abs":
-                out.append((name, idx, "pl", sp.Integer(-1)))
-            elif node.op == "relu_power" and node.attrs["k"] >= 2:
-                out.append((name, idx, "smooth", sp.Integer(0)))  # differentiable at 0: no Clarke variable
-            else:
-                out.append((name, idx, "pl", sp.Integer(0)))
+            out.append((name, idx, *unit))
     return out
-
-
-def _exact_node(net, node: str) -> bool:
-    """An elementwise activation fed by ``input -> dense [-> bias]`` (one hidden layer)."""
-    n = net.nodes[node]
-    if n.op == "maxpool2d" or len(n.inputs) != 1:
-        return False
-    cur = net.nodes[n.inputs[0]]
-    if cur.op == "bias" and len(cur.inputs) == 1:
-        cur = net.nodes[cur.inputs[0]]
-    return cur.op == "dense" and len(cur.inputs) == 1 and net.nodes[cur.inputs[0]].op == "input"
 
 
 def _unit_name(node: str, idx: tuple[int, ...]) -> str:
@@ -150,13 +141,13 @@ class _PatternFns(SymFns):
         node, idx, _, _ = self.units[self.i]
         return sp.Symbol(f"s_{self.sample}_{node}_{'_'.join(map(str, idx))}{suffix}", real=True)
 
-    def _pl(self, z: sp.Expr, neg: sp.Expr) -> sp.Expr:
+    def pl(self, z: sp.Expr, pos: sp.Expr, neg: sp.Expr) -> sp.Expr:
         i = self.i
         ch = self.choices[i]
         self.records.append(self._clean(z))
         try:
             if ch == "+":
-                return z
+                return pos * z
             if ch == "-":
                 return neg * z
             if self.units[i][2] == "smooth":
@@ -168,15 +159,6 @@ class _PatternFns(SymFns):
             return s * (z - Z)
         finally:
             self.i += 1
-
-    def relu(self, z):
-        return self._pl(z, sp.Integer(0))
-
-    def leaky_relu(self, z, slope):
-        return self._pl(z, slope)
-
-    def abs(self, z):
-        return self._pl(z, sp.Integer(-1))
 
     def max(self, zs):
         i = self.i
@@ -258,7 +240,7 @@ class _Builder:
                     eqs.append(rec)
                     s = fns.svars[u]
                     svars.append(s)
-                    bounds.append((s, sp.Min(arg, 1), sp.Max(arg, 1)))
+                    bounds.append((s, arg[0], arg[1]))
                     kinks.append((i, node, idx))
                     knodes.add(node)
             else:
@@ -1010,10 +992,9 @@ def _make_point(net, L, reg: RegionSystem, act: set, vals: dict, lambdas, theta,
     sels = {str(s): vals[s] for s, _, _ in reg.s_bounds if s in vals}
     samples = {reg.samples_of_row[r] for r in act}
     kinks_active = [k for k in reg.kinks if k[0] in samples]
-    nodes = set().union(*(reg.kink_nodes_of_sample.get(i, set()) for i in samples)) if kinks_active else set()
     if not kinks_active:
         relax = "none"
-    elif len(nodes) == 1 and _exact_node(net, next(iter(nodes))):
+    elif exact_relaxation(net, reg.kink_nodes_of_sample, samples):  # the one definition (MATH.md section 5)
         relax = "exact"
     else:
         relax = "chain-rule"

@@ -45,8 +45,11 @@ def _consumers(net, name: str) -> list[str]:
 
 
 def _chain(net, d: str) -> tuple[str, str | None, str, str]:
-    """``d -> [bias] -> activation -> dense`` or a GraphError saying what breaks the pattern."""
-    from ..ops.activations import Elementwise
+    """``d -> [bias] -> activation -> dense`` or a GraphError saying what breaks the pattern (op facts, no names)."""
+
+    def role(name: str, fact: str) -> Any:
+        nd = net.nodes[name]
+        return getattr(nd.impl, fact)(nd.attrs)
 
     def only_consumer(name: str) -> str:
         cons = _consumers(net, name)
@@ -54,23 +57,23 @@ def _chain(net, d: str) -> tuple[str, str | None, str, str]:
             raise GraphError(f"node {name!r} feeds {len(cons)} nodes {cons}; the split needs exactly one consumer")
         return cons[0]
 
-    if net.nodes[d].op != "dense":
+    if role(d, "unit_params") != "row":
         raise GraphError(f"node {d!r} is a {net.nodes[d].op!r} node, not 'dense'")
     cur = only_consumer(d)
     bias = None
-    if net.nodes[cur].op == "bias":
+    if role(cur, "unit_params") == "bias":
         bias, cur = cur, only_consumer(cur)
-    if not isinstance(net.nodes[cur].impl, Elementwise):
+    if role(cur, "split_role") != "elementwise":
         raise GraphError(f"node {cur!r} after {d!r} is {net.nodes[cur].op!r}, not an elementwise activation")
     nxt = only_consumer(cur)
-    if net.nodes[nxt].op != "dense":
+    if role(nxt, "unit_params") != "row":
         raise GraphError(f"node {nxt!r} after activation {cur!r} is {net.nodes[nxt].op!r}, not 'dense'")
     return d, bias, cur, nxt
 
 
 def _locate(net, node: str | None) -> tuple[str, str | None, str, str]:
     """(dense, bias or None, activation, next dense) for the split; the error says what is supported."""
-    dense = [n for n in net.order if net.nodes[n].op == "dense"]
+    dense = [n for n in net.order if net.nodes[n].impl.unit_params(net.nodes[n].attrs) == "row"]
     if node is not None and node not in net.nodes:
         raise GraphError(f"prove_split_identity: node {node!r} does not exist; dense nodes: {dense}")
     why = "the network has no dense node"
