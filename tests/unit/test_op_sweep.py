@@ -115,12 +115,22 @@ def test_vjp_and_param_grads_match_finite_differences(name, i):
         an = _rowdot(pg[role], np.broadcast_to(dp, pg[role].shape))
         np.testing.assert_allclose(an, fd, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(c.op.param_grad_sum(ctx, g, c.ps, c.attrs)[role], pg[role].sum(axis=0), atol=1e-12)
-    G = c.op.gram(ctx, g, c.ps, c.attrs)
+    fac = c.op.gram_factor(ctx, g, c.ps, c.attrs)
     if pg:
         flat = np.concatenate([a.reshape(a.shape[0], -1) for a in pg.values()], axis=1)
-        np.testing.assert_allclose(G, flat @ flat.T, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c.op.gram_cross(fac, fac), flat @ flat.T, rtol=1e-10, atol=1e-12)
+        rows = np.arange(flat.shape[0])[::2]  # a row block against all rows: the tiled product
+        np.testing.assert_allclose(c.op.gram_cross(c.op.gram_factor_rows(fac, rows), fac), (flat @ flat.T)[rows],
+                                   rtol=1e-10, atol=1e-12)
     else:
-        assert G is None
+        assert fac is None
+    # forward mode: the jvp rule against central differences of the forward pass along (dx, dp)
+    dxs = [c.rng.normal(size=x.shape) for x in c.xs]
+    dps = {role: c.rng.normal(size=p.shape) for role, p in c.ps.items()}
+    plus = c.f([x + H * d for x, d in zip(c.xs, dxs)], {r: p + H * dps[r] for r, p in c.ps.items()})
+    minus = c.f([x - H * d for x, d in zip(c.xs, dxs)], {r: p - H * dps[r] for r, p in c.ps.items()})
+    tan = c.op.jvp(ctx, dxs, dps, c.ps, c.attrs)
+    np.testing.assert_allclose(tan, (plus - minus) / (2 * H), rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- sympy form
