@@ -14,7 +14,8 @@ data to G (forward pass included):
 Each route runs ``--repeat`` times (ours and numpy in this process, torch in a
 fresh process each time; the routes alternate so that a drift in the machine's
 speed hits all of them) and every figure is printed as min / median / max:
-quote the median.  Ratios are taken pair by pair.  Peak memory: tracemalloc for
+quote the median; the CPU seconds (all threads of the process) are steadier
+than wall time on a loaded machine.  Ratios are taken pair by pair.  Peak memory: tracemalloc for
 ours and numpy (numpy allocations only), the process's peak resident memory
 (``VmHWM``, interpreter and torch included) for torch.  The matrices are
 checked to agree.
@@ -117,10 +118,11 @@ def _peak_rss_mib() -> float:
 
 
 def _timed(fn):
+    """``(result, wall seconds, CPU seconds of this process, all threads)``."""
     gc.collect()
-    t = time.perf_counter()
+    c, t = time.process_time(), time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t
+    return out, time.perf_counter() - t, time.process_time() - c
 
 
 def _traced_peak(fn) -> float:
@@ -137,8 +139,8 @@ def _torch_child(widths, n, seed, conn):
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1)))
     net, params, X, y = _problem(widths, n, seed)
-    G, t = _timed(lambda: torch_gram(net, params, X, y))
-    conn.send((G, t, _peak_rss_mib()))
+    G, t, cpu = _timed(lambda: torch_gram(net, params, X, y))
+    conn.send((G, t, cpu, _peak_rss_mib()))
     conn.close()
 
 
@@ -169,6 +171,7 @@ def run(widths, n, routes, repeat, seed=0):
             print("torch.func route skipped: torch is not installed")
             have_torch = False
     times: dict[str, list[float]] = {r: [] for r in routes}
+    cpus: dict[str, list[float]] = {r: [] for r in routes}
     mem: dict[str, float] = {}
     G = ours_gram(net, params, X, y)  # warm-up (imports, first-call costs) and the reference matrix
     fp, cons = prepare(net, params, X, y)
@@ -177,16 +180,20 @@ def run(widths, n, routes, repeat, seed=0):
     for _ in range(repeat):
         for r in routes:
             if r == "ours":
-                times[r].append(_timed(lambda: ours_gram(net, params, X, y))[1])
+                _, t, cpu = _timed(lambda: ours_gram(net, params, X, y))
+                times[r].append(t)
+                cpus[r].append(cpu)
                 gram_only.append(_timed(lambda: gram_from(fp, cons))[1])
             elif r == "numpy":
-                Gn, t = _timed(lambda: numpy_gram(net, params, X, y))
+                Gn, t, cpu = _timed(lambda: numpy_gram(net, params, X, y))
                 times[r].append(t)
+                cpus[r].append(cpu)
                 errs[r] = float(np.abs(Gn - G).max() / np.abs(G).max())
                 del Gn
             elif r == "torch" and have_torch:
-                Gt, t, rss = _torch_in_subprocess(widths, n, seed)
+                Gt, t, cpu, rss = _torch_in_subprocess(widths, n, seed)
                 times[r].append(t)
+                cpus[r].append(cpu)
                 mem[r] = max(mem.get(r, 0.0), rss)
                 errs[r] = float(np.abs(Gt - G).max() / np.abs(G).max())
     if "ours" in routes:
@@ -199,14 +206,15 @@ def run(widths, n, routes, repeat, seed=0):
         if not times[r]:
             continue
         kind = "peak RSS" if r == "torch" else "peak"
-        line = f"{label[r]:<30} {_mmm(times[r], '8.3f')} s   {kind} {mem[r]:8.1f} MiB"
+        line = (f"{label[r]:<30} {_mmm(times[r], '8.3f')} s (CPU {statistics.median(cpus[r]):.3f} s)   "
+                f"{kind} {mem[r]:8.1f} MiB")
         if r != "ours" and "ours" in routes:
             ratios = [b / a for a, b in zip(times["ours"], times[r])]
             line += f"   ratio {_mmm(ratios, '.1f')}x   rel.diff {errs[r]:.1e}"
         elif r == "ours":
             line += f"   (G alone, forward pass excluded: {_mmm(gram_only, '.3f')} s)"
         print(line, flush=True)
-        rows[r] = {"times": times[r], "peak_mib": mem[r]}
+        rows[r] = {"times": times[r], "cpu": cpus[r], "peak_mib": mem[r]}
     return rows
 
 
@@ -227,8 +235,9 @@ def main():
         widths, n = parse_case(args.case[0])
         net, params, X, y = _problem(widths, n)
         fn = {"ours": ours_gram, "numpy": numpy_gram, "torch": torch_gram}[args.single]
-        G, t = _timed(lambda: fn(net, params, X, y))
-        print(json.dumps({"route": args.single, "case": args.case[0], "time": t, "peak_rss_mib": _peak_rss_mib(),
+        G, t, cpu = _timed(lambda: fn(net, params, X, y))
+        print(json.dumps({"route": args.single, "case": args.case[0], "time": t, "cpu": cpu,
+                          "peak_rss_mib": _peak_rss_mib(),
                           "trace": float(np.trace(G))}))
         return
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]

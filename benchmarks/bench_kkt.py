@@ -27,7 +27,8 @@ alternate (ours, fair, pdim, ours, ...) so that a drift in the machine's speed
 hits all of them.  Each figure is printed as min / median / max over
 ``--repeat`` runs; quote the median.  The time is the first call in the
 process (for ours it includes the homogeneity calculus of the network);
-``repeat`` is a second call in the same process.
+``repeat`` is a second call in the same process.  CPU seconds (all threads of
+the measuring process) are printed beside the wall time: steadier under load.
 
 Run (the machine should be otherwise idle; the load average is printed at the
 start and the end; on a shared machine ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1``
@@ -125,14 +126,14 @@ def run_ours(widths: list[int], n: int) -> dict:
     check_kkt(*make_problem([4, 3, 1], 5)[0:4])  # warm imports (cvxpy, scipy) outside the timing
     base = _rss("VmRSS")
     _rss_reset()
-    t = time.perf_counter()
+    c0, t = time.process_time(), time.perf_counter()
     r = check_kkt(net, p, X, y)  # first call: includes the homogeneity calculus (sympy) for this net
-    dt = time.perf_counter() - t
+    dt, cpu = time.perf_counter() - t, time.process_time() - c0
     peak = _rss("VmHWM") - base
     t = time.perf_counter()
     check_kkt(net, p, X, y)
     support = 0 if r.support is None else len(r.support)
-    return {"time": dt, "time_repeat": time.perf_counter() - t, "peak_mb": peak, "eps": r.eps, "delta": r.delta,
+    return {"time": dt, "cpu": cpu, "time_repeat": time.perf_counter() - t, "peak_mb": peak, "eps": r.eps, "delta": r.delta,
             "solver": r.solver, "support": support, "identity_residual": r.identity_residual}
 
 
@@ -214,7 +215,7 @@ def run_fair(widths: list[int], n: int) -> dict:
     L = len(widths) - 1
     base = _rss("VmRSS")
     _rss_reset()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     theta_hat, qh, J = _torch_jacobian(widths, theta, X, y)
     t1 = time.perf_counter()
     G = (J @ J.T).numpy()
@@ -227,7 +228,8 @@ def run_fair(widths: list[int], n: int) -> dict:
     eps = float(torch.linalg.vector_norm(torch.tensor(theta_hat) - J.T @ torch.tensor(lv)))
     delta = float(lv @ (qh - 1.0))
     t3 = time.perf_counter()
-    return {"time": t3 - t0, "time_jacobian": t1 - t0, "time_gram": t2 - t1, "time_solve": t3 - t2,
+    return {"time": t3 - t0, "cpu": time.process_time() - c0, "time_jacobian": t1 - t0, "time_gram": t2 - t1,
+            "time_solve": t3 - t2,
             "peak_mb": _rss("VmHWM") - base, "eps": eps, "delta": delta, "status": prob.status}
 
 
@@ -237,7 +239,7 @@ def run_pdim(widths: list[int], n: int) -> dict:
     theta, X, y = _torch_setup(widths, n)
     base = _rss("VmRSS")
     _rss_reset()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     theta_hat, qh, J = _torch_jacobian(widths, theta, X, y)
     J = J.numpy()
     t1 = time.perf_counter()
@@ -248,17 +250,17 @@ def run_pdim(widths: list[int], n: int) -> dict:
     lv = np.maximum(np.asarray(lam.value, dtype=np.float64), 0.0)
     eps = float(np.linalg.norm(theta_hat - J.T @ lv))
     delta = float(lv @ (qh - 1.0))
-    return {"time": time.perf_counter() - t0, "time_jacobian": t1 - t0, "peak_mb": _rss("VmHWM") - base,
-            "eps": eps, "delta": delta, "status": prob.status}
+    return {"time": time.perf_counter() - t0, "cpu": time.process_time() - c0, "time_jacobian": t1 - t0,
+            "peak_mb": _rss("VmHWM") - base, "eps": eps, "delta": delta, "status": prob.status}
 
 
 def run_jacobian_only(widths: list[int], n: int) -> dict:
     theta, X, y = _torch_setup(widths, n)
     base = _rss("VmRSS")
     _rss_reset()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     _torch_jacobian(widths, theta, X, y, jacobian_only=True)
-    return {"time": time.perf_counter() - t0, "peak_mb": _rss("VmHWM") - base}
+    return {"time": time.perf_counter() - t0, "cpu": time.process_time() - c0, "peak_mb": _rss("VmHWM") - base}
 
 
 RUNNERS = {"ours": run_ours, "fair": run_fair, "pdim": run_pdim, "jacobian_only": run_jacobian_only}
@@ -324,7 +326,8 @@ def case(spec: str, methods: list[str], repeat: int) -> dict:
                      f"{statistics.median(r['time_solve'] for r in rs):.2f} s)")
         elif m == "pdim":
             extra = f"  (J {statistics.median(r['time_jacobian'] for r in rs):.2f} s)"
-        print(f"  {label[m]:<38} time {_mmm([r['time'] for r in rs], '8.3f')} s   "
+        print(f"  {label[m]:<38} time {_mmm([r['time'] for r in rs], '8.3f')} s "
+              f"(CPU {statistics.median(r['cpu'] for r in rs):.3f} s)   "
               f"peak +{_mmm([r['peak_mb'] for r in rs], '.0f')} MB{extra}", flush=True)
     res = {"case": spec, "widths": widths, "n": n, "P": P, "runs": runs, "notes": notes}
     if "ours" not in runs:
