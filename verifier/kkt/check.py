@@ -14,7 +14,7 @@ from .errors import KKTError
 from .kinks import (build_pieces, exact_structure, fixed_selection, project, selection_matrix, selections,
                     slot_constraints)
 from .report import KKTReport
-from .second_order import second_order_check
+from .second_order import kink_second_order_check, second_order_check
 
 SOLVERS = ("auto", "nnls", "clarabel", "osqp")
 #: Multipliers below ``SUPPORT_RTOL * max(lambda)`` are set to 0 (kept only if that lowers the gap).
@@ -358,8 +358,12 @@ def check_kkt(
             report.second_order = {"checked": False, "reason": f"the second-order check is for norm='l2' (got {norm!r})"}
         elif verdict != "kkt":
             report.second_order = {"checked": False, "reason": "not a KKT point (verdict not_kkt)"}
-        elif relaxation != "none":
-            report.second_order = {"checked": False, "reason": "not a smooth point: stationarity uses kink selections"}
+        elif relaxation == "chain-rule":
+            report.second_order = {"checked": False, "reason": "not a smooth point, and the kinks used are not all in "
+                                   "a first hidden layer (chain-rule relaxation): pieces are not enumerated there"}
+        elif relaxation == "exact" or {k.sample for k in ks} & {int(cons.sample[r]) for r in support}:
+            report.second_order = kink_second_order_check(fp, cons, lam, qh, theta_hat, L, kinks=ks,
+                                                          active_tol=max(tol_f, 1e-9))
         else:
             kinked = {k.sample for k in (ks if kt is not None else kinks_from(fp, 1e-9))}
             report.second_order = second_order_check(
