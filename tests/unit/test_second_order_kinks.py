@@ -69,3 +69,12 @@ def test_smooth_points_unchanged():
     rep = check_kkt(net, np.array([1.0, 0.0, 1.0, 0.0]), np.array([[1.0, 2.0]]), np.array([1.0]), second_order=True)
     assert rep.second_order["checked"] and rep.second_order["holds"] is False
     assert "kind" not in rep.second_order
+
+
+def test_too_many_pieces_is_reported_not_guessed(monkeypatch):
+    import verifier.kkt.second_order as so
+
+    monkeypatch.setattr(so, "MAX_PIECES", 2)  # the saddle has 2 kinked units: 4 pieces
+    net = verifier.mlp([2, 2, 1])
+    rep = check_kkt(net, {"W1": np.eye(2), "W2": np.array([[1.0, 1.0]])}, X, Y, second_order=True)
+    assert rep.second_order["checked"] is False and "4 pieces" in rep.second_order["reason"]

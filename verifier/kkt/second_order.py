@@ -331,9 +331,9 @@ def kink_second_order_check(
         info.update(holds=True, method=f"LP per piece ({n_pieces} pieces); critical subspace is {{0}}")
         return info
     if k > KINK_DENSE_LIMIT:
-        info.update(holds=None, method=f"LP per piece ({n_pieces} pieces): no first-order descent",
-                    note=f"second-order part not checked: critical subspace of dimension {k} > {KINK_DENSE_LIMIT}")
-        return info
+        return {"checked": False, "pieces": n_pieces, "critical_dim": int(k),
+                "reason": f"no first-order descent direction on any of the {n_pieces} pieces (LP); the second-order "
+                          f"part was not run: critical subspace of dimension {k} > {KINK_DENSE_LIMIT}"}
     p = max(1, math.ceil(L / 2))
     h = 1e-2 * float(np.sqrt(tsq))
     V = np.array([[(kk * h) ** (2 * j) for j in range(1, p + 1)] for kk in range(1, p + 1)])
@@ -367,8 +367,8 @@ def kink_second_order_check(
                                            "to first order and lowers ||theta_hat||^2 at second order: theta is not "
                                            "a local minimum")
                 return info
-        info.update(holds=None, method=method,
-                    note="negative curvature found but the direction did not verify on the network")
-        return info
+        return {"checked": False, "pieces": n_pieces, "critical_dim": int(k), "min_eigenvalue": float(w[0]),
+                "reason": "no first-order descent on any piece; negative curvature on the kink-keeping subspace, but "
+                          "the direction did not lower ||theta_hat||^2 when the network was evaluated along it"}
     info.update(holds=True, method=method)
     return info
