@@ -480,7 +480,8 @@ def _samples_at_kinks_that_matter(fp: Any, kinks: list[Any]) -> set[int]:
         node = ks[0].node
         src = net.nodes[node].inputs[0]
         shape = net.shapes[src]
-        spans, positions = [], []
+        spans: list[tuple[int, int]] = []
+        positions: list[tuple[int, ...]] = []
         for k in ks:
             if kink_kind(net, node) == "elementwise":
                 pos = [tuple(k.unit) if len(k.unit) == len(shape) else
@@ -490,8 +491,8 @@ def _samples_at_kinks_that_matter(fp: Any, kinks: list[Any]) -> set[int]:
             spans.append((len(positions), len(positions) + len(pos)))
             positions += pos
         seed = np.zeros((len(positions), *shape))
-        for r, pos in enumerate(positions):
-            seed[(r,) + tuple(pos)] = 1.0
+        for r, at in enumerate(positions):
+            seed[(r,) + tuple(at)] = 1.0
         Jz = row_gradients(fp, np.full(len(positions), sample), None, seeds={src: seed})
         for a, b in spans:
             J = Jz[a:b]

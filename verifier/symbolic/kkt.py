@@ -770,7 +770,7 @@ def solve_kkt(net, X: Any, y: Any, *, max_params: int | None = 8, max_samples: i
     n_sys_total = n_regions * (2 ** cons.m - 1)
 
     found: list[KKTPoint] = []
-    families: list[dict[str, Any]] = []
+    families: list[KKTFamily] = []
     undecided: list[dict[str, Any]] = []
     n_sys = n_solved = 0
     cache: dict[Any, Any] = {}
