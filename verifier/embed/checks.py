@@ -456,7 +456,7 @@ def check_gradient(emb: Embedding, params: Any, X: Any, *, probes: int = 32, see
 def _samples_at_kinks_that_matter(fp: Any, kinks: list[Any]) -> set[int]:
     """Samples with a kink whose selection can change ``grad_theta Phi`` (the others keep a unique gradient).
 
-    Kinks are visited per sample in topological order; a sample is out at its first kink that
+    Kinked nodes are visited in topological order; a sample is out at its first kink that
     matters, so every kink tested has a unique upstream Jacobian (the engine's).  The entries the
     kink selects among -- the pre-activation of an elementwise unit (derivative in an interval),
     the tied entries of a max-pooling window (routing) -- are seeded in the kinked node's input and
@@ -470,36 +470,37 @@ def _samples_at_kinks_that_matter(fp: Any, kinks: list[Any]) -> set[int]:
     net = fp.net
     rank = {n: i for i, n in enumerate(net.order)}
     scale = 1.0 + sum(float(np.abs(v).sum()) for v in fp.params.values())
-    groups: dict[tuple[int, int], list[Any]] = {}
+    by_node: dict[str, list[Any]] = {}
     for k in kinks:
-        groups.setdefault((k.sample, rank[k.node]), []).append(k)
+        by_node.setdefault(k.node, []).append(k)
     out: set[int] = set()
-    for (sample, _), ks in sorted(groups.items()):  # units of one node are not upstream of each other
-        if sample in out:
+    for node in sorted(by_node, key=rank.__getitem__):  # units of one node are not upstream of each other
+        ks = [k for k in by_node[node] if k.sample not in out]
+        if not ks:
             continue
-        node = ks[0].node
         src = net.nodes[node].inputs[0]
         shape = net.shapes[src]
         spans: list[tuple[int, int]] = []
         positions: list[tuple[int, ...]] = []
+        rows: list[int] = []
         for k in ks:
             if kink_kind(net, node) == "elementwise":
                 pos = [tuple(k.unit) if len(k.unit) == len(shape) else
                        tuple(int(i) for i in np.unravel_index(k.unit[0], shape))]
             else:
-                pos = _input_positions(net, node, k.unit, _ties(fp, node, sample, k.unit, 0.0)[0])
+                pos = _input_positions(net, node, k.unit, _ties(fp, node, k.sample, k.unit, 0.0)[0])
             spans.append((len(positions), len(positions) + len(pos)))
             positions += pos
+            rows += [k.sample] * len(pos)
         seed = np.zeros((len(positions), *shape))
         for r, at in enumerate(positions):
             seed[(r,) + tuple(at)] = 1.0
-        Jz = row_gradients(fp, np.full(len(positions), sample), None, seeds={src: seed})
-        for a, b in spans:
+        Jz = row_gradients(fp, np.array(rows, dtype=np.int64), None, seeds={src: seed})
+        for k, (a, b) in zip(ks, spans):
             J = Jz[a:b]
             spread = np.abs(J - J[:1]).max(initial=0.0) if b - a > 1 else np.abs(J).max(initial=0.0)
             if spread > 1e-15 * scale:
-                out.add(sample)
-                break
+                out.add(k.sample)
     return out
 
 
