@@ -106,3 +106,22 @@ def test_kink_point_of_the_nan_case_is_found_in_its_region():
     r = verifier.check_kkt(net, np.array([float(w) for w in want]), X, y, tol=1e-9)
     assert r.verdict == "kkt"
 
+
+
+def test_min_norm_is_not_claimed_when_a_family_norm_varies(dead_unit_solution):
+    """A family whose norm depends on its free symbol: no point may be marked as the minimum."""
+    import dataclasses
+
+    from verifier.symbolic.kkt import _mark_min_norm
+
+    sol = dead_unit_solution
+    fam = sol.families[0]
+    f = fam.free[0]
+    varying = dataclasses.replace(fam, theta=[f] + [sp.Integer(0)] * (len(fam.theta) - 1))
+    assert varying.norm_sq_expr() == f**2
+    points = [dataclasses.replace(p) for p in sol.points]
+    note = _mark_min_norm(points, [varying])
+    assert note.startswith("not decided") and not any(p.is_min_norm for p in points)
+    # with the real (constant-norm) family the dead-unit points are the minimum again
+    note = _mark_min_norm(points, [fam])
+    assert "2*sqrt(2)" in note and sum(p.is_min_norm for p in points) == 2

@@ -623,6 +623,8 @@ class KKTSolution:
             lines.append(f"    member: theta = {list(map(str, f.witness.theta))}, ||theta||^2 = {f.witness.norm_sq}{tag}")
         for u in self.undecided:
             lines.append(f"UNDECIDED: region {u['region']}, active {u['active']}: {u['reason']}")
+        if str(st.get("min_norm", "")).startswith("not decided"):
+            lines.append(f"minimum norm {st['min_norm']}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
