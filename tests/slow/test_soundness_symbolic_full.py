@@ -20,7 +20,7 @@ def test_nan_case_finds_the_kink_point(scale):
     X = np.array([[1.0, 0.0], [0.6 * scale, 0.8 * scale]])
     y = np.array([1, -1])
     net = verifier.mlp([2, 2, 1])
-    sol = solve_kkt(net, X, y)
+    sol = solve_kkt(net, X, y, time_budget=None)  # no wall-clock limit in tests
     a = sp.sqrt(5) / 2
     # unit 0 serves x0 and sits at its kink on x1 (4/5*3/5 - 3/5*4/5 = 0); unit 1 serves x1
     hits = [p for p in sol.points if all(is_zero(u - v) for u, v in zip(p.theta[:3], [a * sp.Rational(4, 5), -a * sp.Rational(3, 5), 0]))]

@@ -36,7 +36,7 @@ def _min_norm_sq_bruteforce(net, X, y, starts=12, seed=0):
 
 @pytest.fixture(scope="module")
 def dead_unit_solution():
-    return solve_kkt(verifier.mlp([2, 2, 1]), E12, np.array([1, 1]))
+    return solve_kkt(verifier.mlp([2, 2, 1]), E12, np.array([1, 1]), time_budget=None)  # no wall-clock limit in tests
 
 
 def test_dead_unit_global_minimum_is_found(dead_unit_solution):

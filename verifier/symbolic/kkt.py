@@ -831,8 +831,12 @@ def _mark_min_norm(found: list[KKTPoint], families: list[KKTFamily]) -> str:
         return (f"not decided: the norm varies on {len(varying)} famil(y/ies) (first in region {varying[0].region}); "
                 "no point is marked as the minimum")
     best = min(cands, key=lambda p: sp.N(p.norm_sq, 30))
-    for p in cands:
-        p.is_min_norm = is_zero(p.norm_sq - best.norm_sq)
+    try:
+        marks = [is_zero(p.norm_sq - best.norm_sq) for p in cands]
+    except UndecidedError as exc:
+        return f"not decided: comparing the norms failed ({exc}); no point is marked as the minimum"
+    for p, mk in zip(cands, marks):
+        p.is_min_norm = mk
     return f"||theta||^2 = {best.norm_sq}, compared over {len(found)} point(s) and {len(families)} famil(y/ies)"
 
 
