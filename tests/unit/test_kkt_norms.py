@@ -14,7 +14,7 @@ from scipy.optimize import linprog
 
 import verifier
 from verifier.kkt import check_kkt
-from verifier.kkt.norms import fenchel_young, subgradient_distance
+from verifier.kkt.norms import dual_distance, fenchel_young, subgradient_distance
 from tests.unit.test_kkt_linear import separable, svm_primal
 
 
@@ -80,12 +80,16 @@ def test_subgradient_distance_closed_forms_against_brute_force():
         a = np.linspace(0, 1, 20001)
         g = 2.0 * np.stack([a, -(1 - a), 0 * a, 0 * a], axis=1)
         brute = np.abs(v - g).sum(1).min()
-        assert np.isclose(subgradient_distance(v, theta, "linf"), brute, atol=1e-3)
+        assert np.isclose(dual_distance(v, theta, "linf"), brute, atol=1e-3)
+        fy_inf = 0.5 * 4.0 + 0.5 * np.abs(v).sum() ** 2 - theta @ v  # FY by hand: ||theta||_inf = 2, dual l1
+        assert np.isclose(subgradient_distance(v, theta, "linf"), min(brute, np.sqrt(2 * max(fy_inf, 0))), atol=1e-3)
         # l1: N = 5, g = 5 * (1, -1, 1, [-1, 1]); l_inf distance
         t = np.linspace(-1, 1, 20001)
         g1 = 5.0 * np.stack([0 * t + 1, 0 * t - 1, 0 * t + 1, t], axis=1)
         brute1 = np.abs(v - g1).max(1).min()
-        assert np.isclose(subgradient_distance(v, theta, "l1"), brute1, atol=1e-3)
+        assert np.isclose(dual_distance(v, theta, "l1"), brute1, atol=1e-3)
+        fy_1 = 0.5 * 25.0 + 0.5 * np.abs(v).max() ** 2 - theta @ v  # ||theta||_1 = 5, dual l_inf
+        assert np.isclose(subgradient_distance(v, theta, "l1"), min(brute1, np.sqrt(2 * max(fy_1, 0))), atol=1e-3)
         # Fenchel-Young is >= 0 and vanishes on the subdifferential
         assert fenchel_young(v, theta, "l1") >= -1e-12 and fenchel_young(v, theta, "linf") >= -1e-12
     assert abs(fenchel_young(np.array([5.0, -5.0, 5.0, 1.0]), theta, "l1")) < 1e-12

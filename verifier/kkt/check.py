@@ -19,7 +19,7 @@ from .kinks import build_pieces, fixed_selection, project
 from .kinks import relaxation as kink_relaxation
 from .kinks import selection_matrix, selections, slot_constraints
 from .report import KKTReport
-from .second_order import second_order_check
+from .second_order import kink_second_order_check, second_order_check
 from .working_set import INIT_SIZE, WorkingSetInfo, solve_working_set
 
 SOLVERS = ("auto", "nnls", "clarabel", "osqp", "working-set")
@@ -369,20 +369,29 @@ def check_kkt(
             report.second_order = {"checked": False, "reason": f"the second-order check is for norm='l2' (got {norm!r})"}
         elif verdict != "kkt":
             report.second_order = {"checked": False, "reason": "not a KKT point (verdict not_kkt)"}
-        elif sol.relaxation != "none":
-            report.second_order = {"checked": False, "reason": "not a smooth point: stationarity uses kink selections"}
+        elif sol.relaxation == "chain-rule":
+            report.second_order = {"checked": False, "reason": "not a smooth point, and the kinks used are not all in "
+                                   "a first hidden layer (chain-rule relaxation): pieces are not enumerated there"}
         else:
+            top = lam.max(initial=0.0)
             if support_fp is None:  # working-set route: the check is local, so the nearly active rows decide
                 near = np.union1d(support, np.flatnonzero(qh <= 1.0 + max(tol_f, 1e-9)))
-                fp_s, cons_s, _ = Bh.subset(near)
+                fp_s, cons_s, samples = Bh.subset(near)
+                local = {int(s_): j for j, s_ in enumerate(samples)}
+                ks_s = [replace(k, sample=local[k.sample]) for k in ks if k.sample in local]
                 lam_s, qh_s = lam[near], qh[near]
             else:
                 fp_s, cons_s = support_fp
-                lam_s, qh_s = lam, qh
-            kinked_s = {k.sample for k in (kinks_from(fp_s, kt) if kt is not None else kinks_from(fp_s, 1e-9))}
-            report.second_order = second_order_check(
-                fp_s, cons_s, lam_s, qh_s, theta_hat, L, support=np.flatnonzero(lam_s > SUPPORT_RTOL * lam.max(initial=0.0)),
-                active_tol=max(tol_f, 1e-9), kinked_samples=kinked_s)
+                ks_s, lam_s, qh_s = ks, lam, qh
+            sup_s = np.flatnonzero(lam_s > SUPPORT_RTOL * top)
+            if sol.relaxation == "exact" or {k.sample for k in ks_s} & {int(cons_s.sample[r]) for r in sup_s}:
+                report.second_order = kink_second_order_check(fp_s, cons_s, lam_s, qh_s, theta_hat, L, kinks=ks_s,
+                                                              active_tol=max(tol_f, 1e-9))
+            else:
+                kinked_s = {k.sample for k in (ks_s if kt is not None else kinks_from(fp_s, 1e-9))}
+                report.second_order = second_order_check(
+                    fp_s, cons_s, lam_s, qh_s, theta_hat, L, support=sup_s, active_tol=max(tol_f, 1e-9),
+                    kinked_samples=kinked_s)
     return report
 
 

@@ -109,11 +109,24 @@ class Budget:
             signal.signal(signal.SIGALRM, old)
 
 
+_NONFINITE = (sp.nan, sp.zoo, sp.oo, -sp.oo)
+
+
+def is_finite_expr(e: Any) -> bool:
+    """False when ``e`` contains ``nan``, ``zoo`` or an infinity (a degenerate sympy solution)."""
+    return not sp.sympify(e).has(*_NONFINITE)
+
+
+def _check_finite(e: sp.Expr, what: str) -> None:
+    if not is_finite_expr(e):
+        raise UndecidedError(f"{what}: {e} is not a finite number (a degenerate solution of sympy)")
+
+
 def _approx(e: sp.Expr, prec: int = 30) -> tuple[Any, Any] | None:
     try:
         v = sp.N(e, prec, chop=False)
         re, im = v.as_real_imag()
-        if not (re.is_Number and im.is_Number):
+        if not (re.is_Number and im.is_Number) or re is sp.nan or im is sp.nan or not (re.is_finite and im.is_finite):
             return None
         return re, im
     except (TypeError, ValueError, ArithmeticError):  # pragma: no cover
@@ -136,6 +149,7 @@ def is_zero(e: Any) -> bool:
     e = sp.sympify(e)
     if e.is_Rational:
         return e == 0
+    _check_finite(e, "is_zero")
     e2 = sp.expand(e)
     if e2.is_Rational:
         return e2 == 0
@@ -162,6 +176,7 @@ def sign(e: Any) -> int:
     e = sp.sympify(e)
     if e.is_Rational:
         return int(sp.sign(e))
+    _check_finite(e, "sign")
     a = _approx(e)
     if a is not None and abs(a[1]) > _CLEAR and abs(a[1]) > abs(a[0]) * sp.Float("1e-20"):
         raise UndecidedError(f"sign: {e} is not real (about {a[0]} + {a[1]}*I)")
@@ -182,8 +197,15 @@ def sign(e: Any) -> int:
 
 
 def is_real(e: Any) -> bool:
-    """Exact test that an algebraic number is real (its imaginary part is 0)."""
+    """Exact test that an algebraic number is real (its imaginary part is 0).
+
+    Raises :class:`UndecidedError` (never ``TypeError``) on ``nan``/``zoo``.
+
+    >>> is_real(sp.sqrt(2) - 1), is_real(sp.sqrt(-2))
+    (True, False)
+    """
     e = sp.sympify(e)
+    _check_finite(e, "is_real")
     if e.is_extended_real:
         return True
     if e.is_extended_real is False:

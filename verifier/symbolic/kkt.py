@@ -47,7 +47,8 @@ from ..errors import VerifierError
 from ..kkt.kinks import exact_relaxation
 from ..numeric.data import check_inputs, check_labels, constraints
 from ..ops.base import SymFns
-from ._common import Budget, SymbolicLimitError, UndecidedError, check_limit, is_real, is_zero, sign, to_rational
+from ._common import (Budget, SymbolicLimitError, UndecidedError, check_limit, is_finite_expr, is_real, is_zero, sign,
+                      to_rational)
 from .expressions import network_expr
 
 __all__ = ["KKTSystem", "RegionSystem", "KKTPoint", "KKTSolution", "kkt_system", "solve_kkt"]
@@ -537,6 +538,12 @@ class KKTFamily:
     multipliers: list[sp.Expr]
     conditions: list[str]
     witness: KKTPoint
+    #: the open conditions as ``(kind, expression)`` (kind ``zero``/``pos``/``nonneg``), for exact membership tests
+    pending: list[tuple[str, sp.Expr]] = field(default_factory=list, repr=False)
+
+    def norm_sq_expr(self) -> sp.Expr:
+        """``||theta||^2`` on the family, as an expression in ``free``."""
+        return sp.expand(sp.Add(*[t**2 for t in self.theta]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"region": self.region, "active": self.active, "free": [str(f) for f in self.free],
@@ -594,9 +601,12 @@ class KKTSolution:
         for f in self.families:
             lines.append(f"family in region {f.region}, free {list(map(str, f.free))}: theta = {list(map(str, f.theta))}"
                          + (f" where {f.conditions}" if f.conditions else ""))
-            lines.append(f"    member: theta = {list(map(str, f.witness.theta))}, ||theta||^2 = {f.witness.norm_sq}")
+            tag = " (global minimum of the norm among KKT points)" if f.witness.is_min_norm else ""
+            lines.append(f"    member: theta = {list(map(str, f.witness.theta))}, ||theta||^2 = {f.witness.norm_sq}{tag}")
         for u in self.undecided:
             lines.append(f"UNDECIDED: region {u['region']}, active {u['active']}: {u['reason']}")
+        if str(st.get("min_norm", "")).startswith("not decided"):
+            lines.append(f"minimum norm {st['min_norm']}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -636,6 +646,40 @@ def _witness(free: list[sp.Symbol], sol: dict, test, bounds: dict[sp.Symbol, tup
         except UndecidedError:
             continue
     return None
+
+
+class DegenerateSolutionError(ValueError):
+    """sympy returned a solution with ``nan``/``zoo`` entries even after the Groebner-basis retry."""
+
+
+def _finite_solutions(sols: list[dict]) -> bool:
+    return all(is_finite_expr(v) for sol in sols for v in sol.values())
+
+
+def _solve_system(eqs: list[sp.Expr], unknowns: list[sp.Symbol]) -> list[dict] | Exception:
+    """Every solution of a polynomial system (``sp.solve``), or the exception that says why not.
+
+    ``sp.solve`` with ``check=False`` can return a branch with ``nan``/``zoo``
+    entries (a parametrisation divided by 0 on that branch: the branch's
+    solutions are lost, and testing them crashed before).  Then the system is
+    replaced by its lex Groebner basis (the same solution set, triangular) and
+    solved again; a still degenerate answer is returned as an exception, so
+    the region/active set lands in ``undecided`` and ``complete`` is False.
+    """
+    try:
+        sols = sp.solve(eqs, unknowns, dict=True, simplify=False, check=False)
+        if _finite_solutions(sols):
+            return sols
+        G = sp.groebner(eqs, *unknowns, order="lex")
+        if list(G) == [1]:
+            return []
+        sols = sp.solve(list(G), unknowns, dict=True, simplify=False, check=False)
+        if _finite_solutions(sols):
+            return sols
+        return DegenerateSolutionError("sympy returned a solution branch with nan/zoo entries, also from the "
+                                       "Groebner basis")
+    except (NotImplementedError, sp.polys.polyerrors.PolynomialError) as exc:
+        return exc
 
 
 def solve_kkt(net, X: Any, y: Any, *, max_params: int | None = 8, max_samples: int | None = 4,
@@ -710,7 +754,7 @@ def solve_kkt(net, X: Any, y: Any, *, max_params: int | None = 8, max_samples: i
     n_sys_total = n_regions * (2 ** cons.m - 1)
 
     found: list[KKTPoint] = []
-    families: list[dict[str, Any]] = []
+    families: list[KKTFamily] = []
     undecided: list[dict[str, Any]] = []
     n_sys = n_solved = 0
     cache: dict[Any, Any] = {}
@@ -723,32 +767,59 @@ def solve_kkt(net, X: Any, y: Any, *, max_params: int | None = 8, max_samples: i
             eqs, unknowns = reg.equations(active)
             key = (frozenset(eqs), tuple(unknowns))
             if key not in cache:
-                try:
-                    with budget.guard():
-                        cache[key] = sp.solve(eqs, unknowns, dict=True, simplify=False, check=False)
-                    n_solved += 1
-                except (NotImplementedError, sp.polys.polyerrors.PolynomialError) as exc:
-                    cache[key] = exc
+                with budget.guard():
+                    cache[key] = _solve_system(eqs, unknowns)
+                n_solved += 1
             sols = cache[key]
             if isinstance(sols, Exception):
                 undecided.append({"region": reg.label, "active": list(active),
                                   "reason": f"sympy could not solve the system ({type(sols).__name__}: {sols})"})
                 continue
             for sol in sols:
-                with budget.guard():
-                    _accept(net, L, reg, active, sol, unknowns, lambdas, theta, cons, found, families, undecided)
+                try:
+                    with budget.guard():
+                        _accept(net, L, reg, active, sol, unknowns, lambdas, theta, cons, found, families, undecided)
+                except (TypeError, ValueError, ArithmeticError, NotImplementedError,
+                        sp.polys.polyerrors.PolynomialError) as exc:  # sympy internals: never a crash, never dropped
+                    undecided.append({"region": reg.label, "active": list(active),
+                                      "reason": f"checking a solution failed ({type(exc).__name__}: {exc})"})
     found = [p for p in found if not any(_on_family(p, f) for f in families)]
-    # minimum norm among points
-    if found:
-        best = min(found, key=lambda p: sp.N(p.norm_sq, 30))
-        for p in found:
-            p.is_min_norm = is_zero(p.norm_sq - best.norm_sq)
-        found.sort(key=lambda p: (float(sp.N(p.norm_sq, 30)), [float(sp.N(v, 30)) for v in p.theta]))
-    stats = {"kinked_units_per_sample": len(b.units), "patterns_per_sample": npat,
+    min_note = _mark_min_norm(found, families)
+    found.sort(key=lambda p: (float(sp.N(p.norm_sq, 30)), [float(sp.N(v, 30)) for v in p.theta]))
+    stats = {"min_norm": min_note, "kinked_units_per_sample": len(b.units), "patterns_per_sample": npat,
              "patterns_kept": [len(k) for k in per_sample], "regions": n_regions, "systems": n_sys,
              "distinct_systems_solved": n_solved,
              "seconds": budget.elapsed}
     return KKTSolution(found, families, undecided, L, labels, list(net.param_names), stats)
+
+
+def _mark_min_norm(found: list[KKTPoint], families: list[KKTFamily]) -> str:
+    """Set ``is_min_norm`` on the points and family witnesses of smallest norm; say how sure that is.
+
+    The minimum is taken over every isolated point *and* every family: a
+    family whose norm is constant on it (rotations, rescalings inside a layer)
+    contributes that constant; a family whose norm varies contributes its
+    witness only, and then no point is marked (the infimum over the family is
+    not computed) and the returned note says so.
+    """
+    cands = [p for p in found] + [f.witness for f in families]
+    for p in cands:
+        p.is_min_norm = False
+    if not cands:
+        return "no KKT point found"
+    varying = [f for f in families if f.norm_sq_expr().free_symbols and
+               sp.simplify(f.norm_sq_expr()).free_symbols]
+    if varying:
+        return (f"not decided: the norm varies on {len(varying)} famil(y/ies) (first in region {varying[0].region}); "
+                "no point is marked as the minimum")
+    best = min(cands, key=lambda p: sp.N(p.norm_sq, 30))
+    try:
+        marks = [is_zero(p.norm_sq - best.norm_sq) for p in cands]
+    except UndecidedError as exc:
+        return f"not decided: comparing the norms failed ({exc}); no point is marked as the minimum"
+    for p, mk in zip(cands, marks):
+        p.is_min_norm = mk
+    return f"||theta||^2 = {best.norm_sq}, compared over {len(found)} point(s) and {len(families)} famil(y/ies)"
 
 
 def _conditions(reg: RegionSystem, active, unknowns: list, lambdas, theta, cons) -> list[tuple[str, sp.Expr, str]]:
@@ -780,17 +851,28 @@ def _holds(kind: str, v: sp.Expr) -> bool:
 
 
 def _on_family(p: KKTPoint, fam: KKTFamily) -> bool:
-    """True when the isolated point ``p`` is a member of ``fam`` (then it is listed with the family only)."""
+    """True when the isolated point ``p`` is a member of ``fam`` (then it is listed with the family only).
+
+    Membership needs values of the free symbols that give ``p.theta`` *and*
+    satisfy every open condition of the family exactly: a point on the
+    closure of a family (e.g. its endpoint ``W2_0_1 = 0`` where the family
+    demands ``W2_0_1 > 0``) is not a member and stays in the list.
+    """
     try:
         eqs = [sp.expand(a - b) for a, b in zip(fam.theta, p.theta)]
         eqs = [e for e in eqs if e != 0]
-        if not eqs:
-            return True
-        for s2 in sp.solve(eqs, fam.free, dict=True):
-            if all(is_zero(sp.sympify(e).xreplace(s2)) for e in eqs if not sp.sympify(e).xreplace(s2).free_symbols):
-                if not any(sp.sympify(e).xreplace(s2).free_symbols for e in eqs):
-                    return True
-    except (NotImplementedError, UndecidedError, sp.polys.polyerrors.PolynomialError):
+        cands = [{}] if not eqs else sp.solve(eqs, fam.free, dict=True)
+        for s2 in cands:
+            if any(sp.sympify(e).xreplace(s2).free_symbols for e in eqs):
+                continue
+            if not all(is_zero(sp.sympify(e).xreplace(s2)) for e in eqs):
+                continue
+            conds = [(k, sp.expand(v.xreplace(s2))) for k, v in fam.pending]
+            if any(v.free_symbols for _, v in conds):
+                continue  # the point does not pin the free symbols down: not decided, keep the point
+            if all(_holds(k, v) for k, v in conds):
+                return True
+    except (NotImplementedError, UndecidedError, TypeError, ValueError, sp.polys.polyerrors.PolynomialError):
         return False
     return False
 
@@ -966,7 +1048,7 @@ def _accept(net, L, reg: RegionSystem, active, sol: dict, unknowns: list, lambda
             fam = KKTFamily(label, sorted(act), free, [full[t] for t in theta],
                             [full[lambdas[r]] if r in act else sp.Integer(0) for r in range(cons.m)],
                             [f"{v} {'= 0' if k == 'zero' else '> 0' if k == 'pos' else '>= 0'}" for k, v, _ in pending],
-                            point)
+                            point, [(k, v) for k, v, _ in pending])
             if not any(f.theta == fam.theta for f in families):
                 families.append(fam)
             return
