@@ -109,8 +109,18 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  instance {k}: {ev.verdict} ({ev.seconds * 1e3:.0f} ms)", file=sys.stderr)
 
     progress = report_instance if args.verbose else None
-    res = t.search(examples=args.examples, seed=args.seed, shrink_budget=args.shrink_budget, progress=progress,
-                   keep=max(args.certify, 0), **tols)
+    if args.workers is not None or args.scheduler is not None:  # the budget split across a dask cluster
+        from ..sweep.theorems import parallel_search, shards
+
+        n_shards = args.workers or 2
+        res = parallel_search(t.name, examples=args.examples, seed=args.seed, workers=n_shards,
+                              scheduler=args.scheduler, shrink_budget=args.shrink_budget, keep=max(args.certify, 0),
+                              **tols)
+        plan = shards(res.examples, seed=args.seed, workers=n_shards)
+        print(f"{len(plan)} shard(s) on dask: " + ", ".join(f"{nk} from seed {sk}" for nk, sk in plan))
+    else:
+        res = t.search(examples=args.examples, seed=args.seed, shrink_budget=args.shrink_budget, progress=progress,
+                       keep=max(args.certify, 0), **tols)
     print(res.summary(profile=args.profile))
     if res.holds:
         if args.certify > 0:
@@ -184,6 +194,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--certify", type=int, default=0, metavar="K",
                    help="for a claim that holds: certify K of the instances (exact re-check; KKT and embedding claims)")
     q.add_argument("-v", "--verbose", action="store_true", help="one line per instance on stderr")
+    q.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="split the example budget into N shards run on dask (seed*N+k for shard k; a local "
+                        "cluster of N processes unless --scheduler is given); needs the [sweep] extra")
+    q.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="run the shards on an existing dask cluster, e.g. tcp://host:8786 (default 2 shards)")
     q.set_defaults(handler=_check)
     q = tsub.add_parser("replay", help="re-check a saved counterexample")
     q.add_argument("file", help="counterexample JSON written by `verifier theorems check`")

@@ -8,6 +8,7 @@ an interrupted sweep loses only the cells in flight and a re-run skips the rest.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -339,7 +340,8 @@ def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], 
             else:
                 n = workers or os.cpu_count() or 1
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=dict(C.ONE_THREAD_ENV),
-                                       dashboard_address=":0" if _no_dashboard() else ":8787")
+                                       dashboard_address=":0" if _no_dashboard() else ":8787",
+                                       silence_logs=logging.ERROR)
                 own.append(cluster)
                 client = Client(cluster)
             own.insert(0, client)

@@ -45,6 +45,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ class Spec:
     @property
     def out(self) -> Path:
         o = self.raw.get("sweep", {}).get("out")
-        return self.base / (o if o else f"sweep-{self.name}")
+        return Path(os.path.normpath(self.base / (o if o else f"sweep-{self.name}")))
 
     @property
     def table_format(self) -> str:
@@ -197,7 +198,7 @@ class Spec:
             check["function"] = f"{f.__module__}:{f.__qualname__}"
         if train is not None:
             _check_train_values(train, self.source)
-        label = str(chk.get("label") or kind + (f":{check['name']}" if kind == "theorem" else ""))
+        label = str(_resolve(chk.get("label"), point) or kind + (f":{check['name']}" if kind == "theorem" else ""))
         cell = Cell("", dict(point), i, label, kind, net, data, train, params, check)
         cell.key = _hash(cell.inputs())
         return cell
