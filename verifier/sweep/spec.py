@@ -3,7 +3,8 @@
 A spec is a TOML file (or the same structure as a dict).  Sections:
 
 ``[sweep]``   ``name``, ``out`` (output folder, relative to the spec file), ``table``
-              (``"auto"`` | ``"csv"`` | ``"parquet"``), ``plots`` (bool).
+              (``"auto"`` | ``"csv"`` | ``"parquet"``), ``plots`` (true, false, or a list of
+              ``eps_rel``, ``delta_rel``, ``normalized_margin``).
 ``[grid]``    one axis per key: a non-empty list of values, ``{glob = "ckpt/*.npz"}`` (sorted
               matching files) or ``{range = [start, stop, step]}``.  Every axis must be used:
               a field written ``"{axis}"`` takes the axis value (its type kept), a longer string
@@ -71,6 +72,8 @@ CHECK_KINDS = {"kkt": KKT_KEYS, "embedding": EMBED_KEYS, "certify": CERTIFY_KEYS
                "function": None}
 #: check kinds that need a network with parameters and data
 NEEDS_POINT = ("kkt", "embedding", "certify", "function")
+#: figures that can be plotted against the grid axes
+PLOTTABLE = ("eps_rel", "delta_rel", "normalized_margin")
 GENERATORS = ("linearly_separable", "two_clusters_xor", "images")
 BUILDERS = ("mlp", "cnn", "diagonal_linear")
 
@@ -160,8 +163,10 @@ class Spec:
         return str(self.raw.get("sweep", {}).get("table", "auto"))
 
     @property
-    def plots(self) -> bool:
-        return bool(self.raw.get("sweep", {}).get("plots", True))
+    def plots(self) -> list[str]:
+        """The figures to plot against the grid axes (``plots = true``: all of them)."""
+        p = self.raw.get("sweep", {}).get("plots", True)
+        return list(PLOTTABLE) if p is True else list(p or [])
 
     @property
     def checks(self) -> list[dict[str, Any]]:
@@ -288,8 +293,10 @@ def parse_spec(raw: Mapping[str, Any], *, source: str = "spec", base: str | Path
             raise _err(source, f"sweep.{k}", f"is not a sweep option; valid: {', '.join(SWEEP_KEYS)}")
     if sw.get("table", "auto") not in ("auto", "csv", "parquet"):
         raise _err(source, "sweep.table", f"must be 'auto', 'csv' or 'parquet', got {sw.get('table')!r}")
-    if "plots" in sw and not isinstance(sw["plots"], bool):
-        raise _err(source, "sweep.plots", f"must be true or false, got {sw['plots']!r}")
+    if "plots" in sw and not isinstance(sw["plots"], bool) and not (
+            isinstance(sw["plots"], list) and all(v in PLOTTABLE for v in sw["plots"])):
+        raise _err(source, "sweep.plots", f"must be true, false or a list of figures from {', '.join(PLOTTABLE)}, "
+                   f"got {sw['plots']!r}")
     for k in ("name", "out"):
         if k in sw and not (isinstance(sw[k], str) and sw[k].strip()):
             raise _err(source, f"sweep.{k}", f"must be a non-empty string, got {sw[k]!r}")

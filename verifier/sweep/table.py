@@ -16,8 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from .runner import atomic_write_text
 
-#: the figures plotted against each numeric grid axis (when the cells report them)
-PLOTTED = ("eps_rel", "delta_rel", "normalized_margin")
+from .spec import PLOTTABLE as PLOTTED
 
 
 def row_of(cell: Any, rec: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -111,7 +110,8 @@ def axis_number(v: Any) -> float | None:
     return None
 
 
-def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> list[Path]:
+def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str],
+                figures: Sequence[str] = PLOTTED) -> list[Path]:
     """``OUT/plots/<figure>_vs_<axis>.png``: every cell's figure (dots) and the median per axis value (line),
     one colour per check, for each figure in :data:`PLOTTED` and each axis with >= 2 numeric values."""
     try:
@@ -123,7 +123,7 @@ def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str
         return []
     paths: list[Path] = []
     ok = [r for r in rows if r.get("status") == "ok"]
-    for fig_name in PLOTTED:
+    for fig_name in figures:
         have = [r for r in ok if isinstance(r.get(fig_name), (int, float)) and math.isfinite(r[fig_name])]
         if not have:
             continue
