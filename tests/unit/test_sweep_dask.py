@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,9 +69,9 @@ def test_cluster_equals_sequential_and_resumes(client, tmp_path):
     assert stable(again.rows()) == stable(seq.rows())
 
 
-def test_data_are_scattered_once(client, tmp_path):
+def test_data_are_scattered_once_on_an_existing_scheduler(client, tmp_path):
     s = spec(check=[{"kind": "function", "function": f"{__name__}:where_is"}])
-    res = run(s, client=client, out=tmp_path)
+    res = run(s, scheduler=client.scheduler.address, out=tmp_path)      # as `--scheduler tcp://host:8786`
     rows = res.rows()
     assert all(r["status"] == "ok" for r in rows)
     by_pid: dict[int, set[int]] = {}
@@ -107,9 +106,14 @@ def test_theorem_shards_on_dask_equal_the_sequential_merge(client):
 
 def crash_once(net, params, X, y, *, marker, width_to_crash):
     """Kill the worker process the first time it runs for ``width_to_crash`` (recorded in ``marker``)."""
-    if net.param_shapes["W1"][0] == width_to_crash and not Path(marker).exists():
-        Path(marker).write_text(str(os.getpid()))
-        os._exit(1)
+    if net.param_shapes["W1"][0] == width_to_crash:
+        try:
+            with open(marker, "x") as f:  # exclusive: one process only, even if two such cells run at once
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            os._exit(1)
     return {"pid": os.getpid(), "norm": float(np.linalg.norm(net.flatten(params)))}
 
 
@@ -122,9 +126,17 @@ def test_a_killed_worker_costs_only_its_cell(client, tmp_path):
     assert marker.exists()                                      # a worker did die
     dead = int(marker.read_text())
     rows = res.rows()
-    assert res.errors == 0 and all(r["status"] == "ok" for r in rows)
+    assert res.errors == 0 and all(r["status"] == "ok" for r in rows), [r for r in rows if r["status"] != "ok"]
     crashed = [r for r in rows if r["check"] == "function" and r["width"] == 3]
     assert crashed and all(r["pid"] != dead for r in crashed)   # re-run on a live (restarted) worker
     seq = run(s, sequential=True, out=tmp_path / "seq")         # marker exists now: no crash
     assert [r["norm"] for r in rows if "norm" in r] == [r["norm"] for r in seq.rows() if "norm" in r]
     assert stable([r for r in rows if r["check"] == "kkt"]) == stable([r for r in seq.rows() if r["check"] == "kkt"])
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    from verifier.sweep import SweepError, runner
+
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(SweepError, match=r"cannot reach the dask scheduler at 'tcp://127.0.0.1:1'"):
+        run(spec(), scheduler="tcp://127.0.0.1:1", out=tmp_path)

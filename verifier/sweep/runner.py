@@ -27,6 +27,8 @@ from .spec import Cell, Spec, SweepError, load_spec, parse_spec
 #:        report, seconds, worker.
 CELL_FORMAT = "kkt-verifier/sweep-cell"
 CELL_FORMAT_VERSION = 1
+#: how long to try reaching an existing scheduler (``scheduler=``) before giving up with a clear error
+CONNECT_TIMEOUT = "20s"
 
 
 @dataclass
@@ -334,7 +336,7 @@ def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], 
         if client is None:
             if scheduler is not None:
                 try:
-                    client = Client(scheduler, timeout="20s")
+                    client = Client(scheduler, timeout=CONNECT_TIMEOUT)
                 except (OSError, TimeoutError) as e:
                     raise SweepError(f"cannot reach the dask scheduler at {scheduler!r}: {C._one_line(e)}") from None
             else:

@@ -124,13 +124,14 @@ def _on_dask(args: list[tuple], *, client: Any, scheduler: str | None, workers: 
     except ImportError:
         raise SweepError("--workers needs the [sweep] extra: pip install 'kkt-verifier[sweep]'") from None
     from .cells import ONE_THREAD_ENV, _one_line
+    from .runner import CONNECT_TIMEOUT
 
     own: list[Any] = []
     try:
         if client is None:
             if scheduler is not None:
                 try:
-                    client = Client(scheduler, timeout="20s")
+                    client = Client(scheduler, timeout=CONNECT_TIMEOUT)
                 except (OSError, TimeoutError) as e:
                     raise SweepError(f"cannot reach the dask scheduler at {scheduler!r}: {_one_line(e)}") from None
             else:
