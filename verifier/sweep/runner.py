@@ -258,7 +258,7 @@ def run(spec: Spec | Mapping[str, Any] | str | Path, *, client: Any = None, sche
     res = SweepResult(out_p, all_cells, records, skipped=len(records))
     if todo:
         plan = _Plan(spec, todo, out_p)
-        bar = _bar(len(todo), progress)
+        bar = _LazyBar(len(todo), progress)
         try:
             def finished(c: Cell, rec: Mapping[str, Any]) -> None:
                 records[c.key] = _write_record(out_p, c, rec)
@@ -268,7 +268,12 @@ def run(spec: Spec | Mapping[str, Any] | str | Path, *, client: Any = None, sche
             if sequential:
                 _run_sequential(plan, finished)
             else:
-                _run_dask(plan, finished, client=client, scheduler=scheduler, workers=workers, echo=echo,
+                def echo_then_bar(text: str) -> None:
+                    if echo is not None:
+                        echo(text)
+                    bar.update(0)  # the bar starts below the cluster's line
+
+                _run_dask(plan, finished, client=client, scheduler=scheduler, workers=workers, echo=echo_then_bar,
                           res=res, retries=retries)
         finally:
             bar.close()
@@ -283,22 +288,26 @@ def run(spec: Spec | Mapping[str, Any] | str | Path, *, client: Any = None, sche
     return res
 
 
-class _NoBar:
+class _LazyBar:
+    """A tqdm bar on stderr, created on the first update (after the cluster's start-up lines)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.bar = total, enabled, None
+
     def update(self, n: int) -> None:
-        pass
+        if self.enabled and self.bar is None:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm is in the [sweep] extra
+                self.enabled = False
+                return
+            self.bar = tqdm(total=self.total, unit="cell", desc="sweep", dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.update(n)
 
     def close(self) -> None:
-        pass
-
-
-def _bar(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the [sweep] extra
-        return _NoBar()
-    return tqdm(total=total, unit="cell", desc="sweep", dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _run_sequential(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None]) -> None:
@@ -349,7 +358,7 @@ def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], 
             own.insert(0, client)
         res.dashboard = None if _no_dashboard() else client.dashboard_link
         if echo is not None:
-            nw = len(client.scheduler_info(n_workers=-1).get("workers", {})) if hasattr(client, "scheduler_info") else "?"
+            nw = len(client.scheduler_info().get("workers", {}))
             echo(f"dask: {nw} worker(s) at {client.scheduler.address}; "
                  + (f"dashboard {res.dashboard}" if res.dashboard else "dashboard: install bokeh to get one"))
         token = uuid.uuid4().hex[:8]

@@ -146,6 +146,9 @@ def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str
                 ax.plot([m[0] for m in med], [m[1] for m in med], "-o", ms=3, color=col, label=f"{lab} (median)")
             if positive:
                 ax.set_yscale("log")
+            xs_f = sorted(x for x in xs if x is not None)
+            if xs_f[0] > 0 and xs_f[-1] / xs_f[0] >= 8:  # geometric grids (steps 250..2000, widths 8..64)
+                ax.set_xscale("log", base=2)
             ax.set_xlabel(ax_name)
             ax.set_ylabel(fig_name)
             ax.set_title(f"{fig_name} vs {ax_name} ({len(have)} cells)")
