@@ -94,7 +94,7 @@ def main() -> int:
     n = args.n or (200 if args.quick else 800)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     work.mkdir(parents=True, exist_ok=True)
-    (work / f"ck").mkdir(exist_ok=True)
+    (work / "ck").mkdir(exist_ok=True)
     steps_txt = [f"{k:04d}" for k in steps]
     t = time.perf_counter()
     prepare(work, widths, seeds, steps, n)

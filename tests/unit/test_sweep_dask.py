@@ -4,7 +4,6 @@ skips finished cells, the data are scattered once, ``theorems --workers`` shards
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np

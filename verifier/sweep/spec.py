@@ -148,6 +148,7 @@ class Spec:
     source: str = "spec"
     base: Path = field(default_factory=Path.cwd)
     axes: dict[str, list[Any]] = field(default_factory=dict)
+    _cells: list[Cell] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -177,13 +178,16 @@ class Spec:
         return [dict(zip(names, combo)) for combo in itertools.product(*(self.axes[n] for n in names))]
 
     def cells(self) -> list[Cell]:
-        """Every cell, in grid order (first axis slowest), checks innermost."""
+        """Every cell, in grid order (first axis slowest), checks innermost (computed once)."""
+        if self._cells is not None:
+            return list(self._cells)
         out: list[Cell] = []
         file_hashes: dict[str, str] = {}
         for point in self.points():
             for i, chk in enumerate(self.checks):
                 out.append(self._cell(point, i, chk, file_hashes))
-        return out
+        self._cells = out
+        return list(out)
 
     def _cell(self, point: dict[str, Any], i: int, chk: Mapping[str, Any], fh: dict[str, str]) -> Cell:
         r = self.raw
