@@ -11,6 +11,7 @@ SPEC = textwrap.dedent("""
     out = "res"
     table = "csv"
     plots = ["eps_rel"]
+    plot_axes = ["steps"]
 
     [grid]
     width = [2, 3]
@@ -46,6 +47,7 @@ def test_cli_sweep_runs_resumes_and_plots(tmp_path, capsys):
     assert out.splitlines()[0].split()[:5] == ["cell", "width", "steps", "check", "status"]
     assert (tmp_path / "res" / "results.csv").exists()
     assert (tmp_path / "res" / "plots" / "eps_rel_vs_steps.png").stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "res" / "plots").iterdir()) == ["eps_rel_vs_steps.png"]
     assert main(["sweep", str(p), "--sequential", "--quiet"]) == 0
     assert "4 cells: 0 computed, 4 already done" in capsys.readouterr().out
     assert main(["sweep", str(p), "--dry-run"]) == 0

@@ -48,6 +48,7 @@ def base_spec(**over):
     (lambda s: s.update(sweep={"table": "xlsx"}), "sweep.table"),
     (lambda s: s.update(sweep={"colour": "red"}), "sweep.colour"),
     (lambda s: s.update(sweep={"plots": ["loss"]}), "sweep.plots"),
+    (lambda s: s.update(sweep={"plot_axes": ["depth"]}), "sweep.plot_axes"),
     (lambda s: s.update(extras={}), "extras"),
     (lambda s: s.update(params={"file": "x.npz"}), "[params]"),                     # both train and params
     (lambda s: s.update(grid={"width": [2, 2], "steps": [10]}), "grid.width"),      # repeated values

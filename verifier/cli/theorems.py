@@ -5,7 +5,8 @@
 (it is shrunk, printed and saved as JSON: ``--out FILE``, by default
 ``counterexample-<name>.json``), 2 on bad input.  ``replay FILE`` re-checks a
 saved counterexample: 1 when the claim still fails on it, 0 when it now holds,
-3 when the instance no longer satisfies the claim's assumptions.
+3 when the instance no longer satisfies the claim's assumptions.  ``check --workers N`` splits the
+example budget into N seed shards run on dask (see ``verifier.sweep.theorems``).
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ def run(spec: Spec | Mapping[str, Any] | str | Path, *, client: Any = None, sche
 
         res.table = write_table(out_p, res.rows(), spec.table_format)
         if spec.plots:
-            res.plots = write_plots(out_p, res.rows(), list(spec.axes), spec.plots)
+            res.plots = write_plots(out_p, res.rows(), spec.plot_axes, spec.plots)
     res.seconds = time.perf_counter() - t_start
     return res
 

@@ -4,7 +4,7 @@ A spec is a TOML file (or the same structure as a dict).  Sections:
 
 ``[sweep]``   ``name``, ``out`` (output folder, relative to the spec file), ``table``
               (``"auto"`` | ``"csv"`` | ``"parquet"``), ``plots`` (true, false, or a list of
-              ``eps_rel``, ``delta_rel``, ``normalized_margin``).
+              ``eps_rel``, ``delta_rel``, ``normalized_margin``), ``plot_axes`` (default: all axes).
 ``[grid]``    one axis per key: a non-empty list of values, ``{glob = "ckpt/*.npz"}`` (sorted
               matching files) or ``{range = [start, stop, step]}``.  Every axis must be used:
               a field written ``"{axis}"`` takes the axis value (its type kept), a longer string
@@ -61,7 +61,7 @@ CELL_VERSION = 1
 MAX_CELLS = 1_000_000
 
 SECTIONS = ("sweep", "grid", "data", "network", "params", "train", "check")
-SWEEP_KEYS = ("name", "out", "table", "plots")
+SWEEP_KEYS = ("name", "out", "table", "plots", "plot_axes")
 TRAIN_KEYS = ("steps", "lr", "loss", "method", "schedule", "seed")
 KKT_KEYS = ("norm", "tol", "kink_tol", "solver", "second_order")
 EMBED_KEYS = ("split", "checks", "gd_steps", "lr", "flow_time", "method", "loss", "probes", "seed", "exact", "tol",
@@ -168,6 +168,11 @@ class Spec:
         """The figures to plot against the grid axes (``plots = true``: all of them)."""
         p = self.raw.get("sweep", {}).get("plots", True)
         return list(PLOTTABLE) if p is True else list(p or [])
+
+    @property
+    def plot_axes(self) -> list[str]:
+        """The axes the figures are plotted against (default: every axis; those with numeric values are used)."""
+        return list(self.raw.get("sweep", {}).get("plot_axes") or self.axes)
 
     @property
     def checks(self) -> list[dict[str, Any]]:
@@ -306,6 +311,10 @@ def parse_spec(raw: Mapping[str, Any], *, source: str = "spec", base: str | Path
             raise _err(source, f"sweep.{k}", f"must be a non-empty string, got {sw[k]!r}")
 
     axes = _axes(raw.get("grid", {}), source, base_p)
+    pa = sw.get("plot_axes")
+    if pa is not None and not (isinstance(pa, list) and all(isinstance(a, str) and a in axes for a in pa)):
+        raise _err(source, "sweep.plot_axes", f"must be a list of grid axes (of {', '.join(axes) or 'none'}), "
+                   f"got {pa!r}")
     checks = _checks(raw.get("check"), source)
     raw["check"] = checks
     needs_point = any(c["kind"] in NEEDS_POINT for c in checks)
