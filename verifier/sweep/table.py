@@ -149,6 +149,10 @@ def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str
             xs_f = sorted(x for x in xs if x is not None)
             if xs_f[0] > 0 and xs_f[-1] / xs_f[0] >= 8:  # geometric grids (steps 250..2000, widths 8..64)
                 ax.set_xscale("log", base=2)
+                ax.minorticks_off()
+            if len(xs_f) <= 12:  # the grid values themselves as ticks
+                ax.set_xticks(xs_f)
+                ax.set_xticklabels([f"{x:g}" for x in xs_f])
             ax.set_xlabel(ax_name)
             ax.set_ylabel(fig_name)
             ax.set_title(f"{fig_name} vs {ax_name} ({len(have)} cells)")
