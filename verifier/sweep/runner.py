@@ -53,7 +53,9 @@ class SweepResult:
         return [row_of(c, self.records.get(c.key)) for c in self.cells]
 
     def summary(self) -> str:
-        return (f"{len(self.cells)} cells: {self.computed} computed, {self.skipped} already done, "
+        distinct = len({c.key for c in self.cells})
+        shown = f"{len(self.cells)} cells" + (f" ({distinct} distinct)" if distinct != len(self.cells) else "")
+        return (f"{shown}: {self.computed} computed, {self.skipped} already done, "
                 f"{self.errors} error(s) in {self.seconds:.1f} s; results in {self.out}")
 
 
