@@ -126,8 +126,9 @@ def main() -> int:
                 res = par
             times[route].append(time.perf_counter() - t)
             busy[route].append(sum(r["seconds"] or 0.0 for r in res.records.values()))
-            print(f"  run {rep + 1}, {route}: {times[route][-1]:.2f} s (cells' own compute time {busy[route][-1]:.2f} s; "
-                  f"load {load()})", flush=True)
+            cpu = sum(r.get("cpu_seconds") or 0.0 for r in res.records.values())
+            print(f"  run {rep + 1}, {route}: {times[route][-1]:.2f} s (cells' own time {busy[route][-1]:.2f} s, of which "
+                  f"on a CPU {cpu:.2f} s; load {load()})", flush=True)
     client.close()
     cluster.close()
     t_seq, t_par = min(times["seq"]), min(times["par"])

@@ -14,7 +14,7 @@ distributed = pytest.importorskip("distributed")
 from verifier.sweep import run  # noqa: E402
 
 #: what may differ between two runs of the same cell: where and how long it ran
-VOLATILE = ("seconds", "worker", "seconds_exact_check")
+VOLATILE = ("seconds", "cpu_seconds", "worker", "seconds_exact_check")
 
 
 def spec(**over):

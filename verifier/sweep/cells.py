@@ -107,6 +107,7 @@ def run_cell(cell: Mapping[str, Any], net_dict: Mapping[str, Any] | None, data: 
     ``params`` is a parameter dict, or (with ``step``) the checkpoints of :func:`train_run`.
     """
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     try:
         if step is not None:
             params = params[step]
@@ -117,6 +118,7 @@ def run_cell(cell: Mapping[str, Any], net_dict: Mapping[str, Any] | None, data: 
         rec = {"status": "error", "error": _one_line(e), "row": {}, "report": {"traceback": traceback.format_exc()},
                "extra": {}}
     rec["seconds"] = time.perf_counter() - t0
+    rec["cpu_seconds"] = time.thread_time() - c0  # CPU time of this thread: below `seconds` = waiting for a core
     rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return jsonable(rec)
 

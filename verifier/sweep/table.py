@@ -30,6 +30,7 @@ def row_of(cell: Any, rec: Mapping[str, Any] | None) -> dict[str, Any]:
         if k not in row:
             row[k] = v
     row["seconds"] = rec.get("seconds")
+    row["cpu_seconds"] = rec.get("cpu_seconds")
     row["worker"] = rec.get("worker")
     return row
 
