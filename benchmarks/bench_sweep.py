@@ -14,7 +14,10 @@ cells' own compute time summed (a cluster figure above the sequential one means 
 share their cores with other processes), the speed-up, and whether every cell's figures (verdict, eps, eps_rel, delta,
 delta_rel, delta_max, gap, margins, support size) are identical between the two runs, cell by cell.
 The machine's load average is printed before and after: on a shared machine the speed-up is
-bounded by the cores that are actually free.
+bounded by the cores that are actually free.  Linux's autogroup scheduling (on by default on
+desktops and on the development VM) shares the CPU between *sessions*: while other sessions keep
+the cores busy, the workers started from this one share this session's slice, and no number of
+workers makes it larger -- the script prints how many sessions were running.
 
     python benchmarks/bench_sweep.py [--quick] [--workers W] [--n N] [--workdir DIR]
 """
@@ -73,6 +76,28 @@ def warm() -> None:
     verifier.check_kkt(net, net.init_params(0), X, y)
 
 
+def autogroups() -> str:
+    """With the kernel's autogroup scheduling, CPU time is shared between sessions, not processes: a
+    cluster started from one session gets that session's share however many workers it has."""
+    try:
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
+            return "autogroup scheduling off"
+    except OSError:
+        return "autogroup scheduling: unknown"
+    busy = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "R":
+                busy.add((d / "autogroup").read_text().split()[0])
+        except (OSError, IndexError):
+            continue
+    return (f"autogroup scheduling on: {len(busy)} session(s) with running processes now; this one's processes "
+            f"together get about {os.cpu_count()}/{max(len(busy), 1)} of the cores")
+
+
 def load() -> str:
     try:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -103,7 +128,7 @@ def main() -> int:
     spec = parse_spec(spec_for(work, widths, seeds, steps_txt), source="bench", base=work)
     cells = spec.cells()
     print(f"sweep: {len(cells)} check_kkt cells ({len(widths)} widths x {len(seeds)} seeds x {len(steps)} checkpoints), "
-          f"ReLU MLP 2-w-1, n = {n}; {os.cpu_count()} cores, load average before: {load()}")
+          f"ReLU MLP 2-w-1, n = {n}; {os.cpu_count()} cores, load average before: {load()}; {autogroups()}")
     from distributed import Client, LocalCluster
 
     t0 = time.perf_counter()
@@ -153,7 +178,7 @@ def main() -> int:
           f"{t_seq / t_par:8.2f}x")
     print(f"{'  + cluster start-up':<34} {t_par + t_start:8.2f}s {'':>10} {t_seq / (t_par + t_start):8.2f}x")
     print(f"identical figures cell by cell: {same} of {len(cells)} (largest relative difference {worst:.1e})")
-    print(f"load average after: {load()}")
+    print(f"load average after: {load()}; {autogroups()}")
     return 0 if same == len(cells) and errors == 0 else 1
 
 
