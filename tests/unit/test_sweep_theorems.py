@@ -54,3 +54,11 @@ def test_merge_numbers_instances_across_shards_and_stops_at_the_first_counterexa
     path = ce.save(tmp_path / "ce.json")
     name, inst, _ = theorems.load_counterexample(path)
     assert theorems.get(name).check(inst).verdict == "fails"
+
+
+def test_cli_workers_must_be_positive(capsys):
+    from verifier.cli import main
+
+    assert main(["theorems", "check", "euler-identity", "--examples", "4", "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "verifier theorems: error: workers=0 must be an integer >= 1"

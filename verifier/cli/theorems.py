@@ -113,7 +113,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.workers is not None or args.scheduler is not None:  # the budget split across a dask cluster
         from ..sweep.theorems import parallel_search, shards
 
-        n_shards = args.workers or 2
+        n_shards = 2 if args.workers is None else args.workers
         res = parallel_search(t.name, examples=args.examples, seed=args.seed, workers=n_shards,
                               scheduler=args.scheduler, shrink_budget=args.shrink_budget, keep=max(args.certify, 0),
                               **tols)
