@@ -5,7 +5,8 @@
 (it is shrunk, printed and saved as JSON: ``--out FILE``, by default
 ``counterexample-<name>.json``), 2 on bad input.  ``replay FILE`` re-checks a
 saved counterexample: 1 when the claim still fails on it, 0 when it now holds,
-3 when the instance no longer satisfies the claim's assumptions.
+3 when the instance no longer satisfies the claim's assumptions.  ``check --workers N`` splits the
+example budget into N seed shards run on dask (see ``verifier.sweep.theorems``).
 """
 
 from __future__ import annotations
@@ -116,8 +117,18 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  instance {k}: {ev.verdict} ({ev.seconds * 1e3:.0f} ms)", file=sys.stderr)
 
     progress = report_instance if args.verbose else None
-    res = t.search(examples=args.examples, seed=args.seed, shrink_budget=args.shrink_budget, progress=progress,
-                   keep=max(args.certify, 0), **tols)
+    if args.workers is not None or args.scheduler is not None:  # the budget split across a dask cluster
+        from ..sweep.theorems import parallel_search, shards
+
+        n_shards = 2 if args.workers is None else args.workers
+        res = parallel_search(t.name, examples=args.examples, seed=args.seed, workers=n_shards,
+                              scheduler=args.scheduler, shrink_budget=args.shrink_budget, keep=max(args.certify, 0),
+                              **tols)
+        plan = shards(res.examples, seed=args.seed, workers=n_shards)
+        print(f"{len(plan)} shard(s) on dask: " + ", ".join(f"{nk} from seed {sk}" for nk, sk in plan))
+    else:
+        res = t.search(examples=args.examples, seed=args.seed, shrink_budget=args.shrink_budget, progress=progress,
+                       keep=max(args.certify, 0), **tols)
     print(res.summary(profile=args.profile))
     if res.holds:
         if args.certify > 0:
@@ -191,6 +202,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--certify", type=int_range(0, 10_000), default=0, metavar="K",
                    help="for a claim that holds: certify K of the instances (exact re-check; KKT and embedding claims)")
     q.add_argument("-v", "--verbose", action="store_true", help="one line per instance on stderr")
+    q.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="split the example budget into N shards run on dask (seed*N+k for shard k; a local "
+                        "cluster of N processes unless --scheduler is given); needs the [sweep] extra")
+    q.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="run the shards on an existing dask cluster, e.g. tcp://host:8786 (default 2 shards)")
     q.set_defaults(handler=_check)
     q = tsub.add_parser("replay", help="re-check a saved counterexample")
     q.add_argument("file", help="counterexample JSON written by `verifier theorems check`")
