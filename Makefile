@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build of torch first, so the [torch] extra does not pull CUDA packages.
+	# torch pinned first (on this project's machines pip takes a local CPU wheel of 2.13.0), so that no extra
+	# pulls another build; torch stays an optional extra: the core and `make demo` do not need it.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,torch,onnx,report]'
+	$(BIN)/python -m pip install --quiet -e '.[test,torch,onnx,report,sweep,examples,lightning]'
 	touch $(STAMP)
 
 install: $(STAMP)
