@@ -58,6 +58,24 @@ class Q:
     def to_float(self) -> np.ndarray:
         return np.array([float(Fraction(int(v), self.den)) for v in self.num.ravel()]).reshape(self.num.shape)
 
+    @property
+    def T(self) -> "Q":
+        return Q(self.num.T, self.den)
+
+    def take(self, idx: np.ndarray) -> "Q":
+        """Rows ``idx`` (a batch of samples, repeats allowed)."""
+        return Q(self.num[idx], self.den)
+
+    def zero_mask(self) -> np.ndarray:
+        return np.asarray(self.num == 0, dtype=bool)
+
+    def sign_mask(self, *, positive: bool) -> np.ndarray:
+        """Entries ``> 0`` (``positive``) or ``< 0``."""
+        return np.asarray(self.num > 0 if positive else self.num < 0, dtype=bool)
+
+    def relu(self) -> "Q":
+        return Q(np.where(self.sign_mask(positive=True), self.num, 0), self.den)
+
     def rescaled(self, den: int) -> np.ndarray:
         """Numerators over ``den`` (a multiple of ``self.den``)."""
         f = den // self.den
@@ -164,6 +182,20 @@ def from_fractions(values: Iterable[Fraction], shape: Sequence[int]) -> Q:
     for i, v in enumerate(vals):
         out[i] = v.numerator * (D // v.denominator)
     return Q(out.reshape(tuple(shape)), D)
+
+
+def prod(shape: Iterable[int]) -> int:
+    """Exact product of a shape (Python ints: no overflow)."""
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def dot_int(a: np.ndarray, b: np.ndarray) -> int:
+    """Exact ``sum(a * b)`` of two integer arrays as a Python int."""
+    x, y = as_object(np.asarray(a)).ravel(), as_object(np.asarray(b)).ravel()
+    return int(x.dot(y)) if x.size else 0
 
 
 def max_bits(a: np.ndarray) -> int:
