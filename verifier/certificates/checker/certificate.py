@@ -138,6 +138,7 @@ def decode_tensor(t: Any, where: str) -> tuple[Q, np.ndarray | None]:
         if len(values) != size:
             raise CertificateError(f"{where}.values", f"has {len(values)} entries, shape {list(shape)} needs {size}")
         fr = [parse_rational(v, f"{where}.values[{i}]") for i, v in enumerate(values)]
+        Lm.common_denominator(fr, f"{where}.values")
         check_hash(sha256_json(values), recorded, f"{where}.sha256")
         return E.from_fractions(fr, shape), None
     if not np.all(np.isfinite(arr)):
@@ -263,6 +264,7 @@ def read_multipliers(lst: Any, m: int, where: str) -> list[Fraction]:
     if len(lst) != m:
         raise CertificateError(where, f"has {len(lst)} entries; the data give {m} margin constraints")
     lam = [parse_rational(v, f"{where}[{r}]") for r, v in enumerate(lst)]
+    Lm.common_denominator(lam, where)
     for r, f in enumerate(lam):
         if f < 0:
             raise CertificateError(f"{where}[{r}]", f"{_show(f)} is negative; KKT multipliers must be >= 0")
@@ -347,6 +349,7 @@ def read_selections(lst: Any, net: Net, n: int, rows: list[tuple[int, int]], whe
                                                                  f"[{_show(lo)}, {_show(hi)}] of {nd.op} at 0"))
             continue
         out.append(SelEntry(k, node, i, row, tuple(unit), s=s))
+    Lm.common_denominator([e.s for e in out if e.s is not None] + [f for e in out for f in (e.weights or [])], where)
     return out, problems
 
 
@@ -402,6 +405,7 @@ def read_map(block: Mapping[str, Any], P_wide: int, P: int) -> tuple[np.ndarray,
             if key is not None:
                 cache[key] = f
         fr.append(cache[key] if key is not None else f)
+    Lm.common_denominator(fr, f"{w}.values")
     if len(set(zip(r.tolist(), c.tolist()))) != len(rows):
         raise CertificateError(w, "an entry (row, col) appears twice")
     return r, c, fr

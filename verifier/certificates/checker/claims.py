@@ -115,8 +115,8 @@ class ClaimResult:
         return f"ClaimResult({self.name} {self.relation} {self.shown[:30]}: {'holds' if self.holds else 'FAILS'})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "relation": self.relation, "claimed": self.shown, "actual": _show(self.actual),
-                "actual_exact": str(self.actual), "holds": self.holds, "detail": self.detail}
+        return {"name": self.name, "relation": self.relation, "claimed": self.shown, "actual": str(self.actual),
+                "actual_shown": _show(self.actual), "holds": self.holds, "detail": self.detail}
 
 
 def compare(name: str, raw: Any, actual: Any, where: str, detail: str,

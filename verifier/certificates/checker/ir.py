@@ -140,6 +140,20 @@ class Net:
         if total > current().max_entries:
             raise too_big(f"{self.where}.nodes", "the network's", f"{total:,} parameters", "max_entries")
         self.num_params = total
+        # how many times numbers are multiplied along the deepest path (the degree, ignoring homogeneity):
+        # bounds the size of every exact value, homogeneous network or not
+        growth: dict[str, Fraction] = {}
+        for n in self.order:
+            nd = self.nodes[n]
+            m = max((growth[s] for s in nd.inputs), default=Fraction(0))
+            try:
+                g = RULES[nd.op].degree(nd, [m] * len(nd.inputs))
+            except NotHomogeneous:
+                g = m
+            growth[n] = g
+            if g > current().max_power:
+                raise too_big(f"{self.where}.{nd.where}", f"node {n!r}: the degree (number of multiplications "
+                                                          "along the deepest path)", g, "max_power")
 
     def degree(self) -> tuple[Fraction | None, str]:
         """Own degree calculus: (L, "") or (None, reason)."""

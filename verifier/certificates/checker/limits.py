@@ -199,6 +199,26 @@ def parse_rational(v: Any, where: str) -> Fraction:
     raise CertificateError(where, f"{v[:40]!r} is not a rational; valid forms: \"3/5\", \"-2\", \"1.5e-9\"")
 
 
+def common_denominator(fracs: Any, where: str) -> int:
+    """Least common denominator of ``fracs``, refused when it has more than ``max_digits`` digits.
+
+    (Rationals of a few digits each can have an astronomically large common denominator.)
+    """
+    import math
+
+    lim = current().max_digits
+    bits = int(3.33 * lim) + 4
+    D = 1
+    for f in fracs:
+        d = f.denominator
+        if d != 1:
+            D = D * d // math.gcd(D, d)
+            if D.bit_length() > bits:
+                raise CertificateError(where, f"the common denominator of these rationals exceeds the limit of {lim} "
+                                              "digits (raise it with --max-digits)")
+    return D
+
+
 def check_int(v: Any, where: str, *, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise CertificateError(where, f"{str(v)[:40]!r} must be an integer")
@@ -326,6 +346,19 @@ def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
         raise CertificateError(f"{where}.path", f"{path.name!r} is not a readable .npz archive "
                                                 f"({type(e).__name__}: {str(e)[:80]})") from None
     return out
+
+
+def read_npz_file(path: Any, what: str, limits: Limits | None = None) -> dict[str, np.ndarray]:
+    """A user's ``.npz`` (``verifier certify`` / ``kkt`` / ``train`` inputs) with the checker's guards: size cap,
+    headers read before the data, dtypes float64 can hold exactly (no complex, float128, object)."""
+    p = Path(path)
+    with using(limits):
+        if not p.is_file():
+            raise CertificateError(what, f"file {str(p)!r} does not exist")
+        size = p.stat().st_size
+        if size > current().max_file_bytes:
+            raise too_big(what, f"file {str(p)!r} of", f"{size / 1024 ** 2:.1f} MB", "max_file_bytes")
+        return read_npz(p, what)
 
 
 def exact_dtype(dtype: np.dtype, where: str) -> None:
