@@ -247,7 +247,10 @@ def _short(v: Any) -> str:
         t = str(v)
         if len(t) <= 20:
             return t
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            return f"(a number of {len(str(abs(v.numerator) // v.denominator))} digits)"
         return repr(f) if Fraction(f) == v else "~" + repr(f)
     if isinstance(v, float):
         return f"{v:.10g}"

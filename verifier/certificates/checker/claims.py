@@ -59,6 +59,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+def _float(v: Any) -> float:
+    """``float(v)`` that saturates to +-inf instead of raising (bounds may be astronomically large)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf") if v > 0 else float("-inf")
+
+
 def _show(v: Any) -> str:
     """Human form of an exact value: the fraction when short, else the nearest float (shortest repr)."""
     if isinstance(v, Fraction):
@@ -67,7 +75,9 @@ def _show(v: Any) -> str:
         text = str(v) if v.numerator.bit_length() + v.denominator.bit_length() < 160 else ""
         if text and len(text) <= 24:
             return text
-        f = float(v)
+        f = _float(v)
+        if f in (float("inf"), float("-inf")):
+            return f"{'-' if f < 0 else ''}(a number of {len(str(abs(v.numerator) // v.denominator))} digits)"
         return repr(f) if Fraction(f) == v else "~" + repr(f)
     if isinstance(v, float):
         return repr(v)
@@ -138,7 +148,10 @@ def compare(name: str, raw: Any, actual: Any, where: str, detail: str,
     if name == "normalized_margin":
         qmin, n2, L = actual
         holds = at_least(qmin, n2, L, claimed)
-        approx = Fraction(float(qmin) / float(n2) ** (float(L) / 2)) if n2 else "undefined"
+        try:
+            approx: Any = Fraction(_float(qmin) / _float(n2) ** (float(L) / 2)) if n2 else "undefined"
+        except (OverflowError, ValueError, ZeroDivisionError):
+            approx = "undefined"
         return ClaimResult(name, spec.relation, claimed, approx, holds,
                            "compared exactly: min q vs bound * ||theta||^L via powers", text)
     holds = {"<=": actual <= claimed, ">=": actual >= claimed, "=": actual == claimed}[spec.relation]
@@ -200,9 +213,10 @@ class CheckResult:
         if not n2 or not self.ok:
             return out
         if self.has("eps2"):
-            out["eps_rel"] = (float(self.claim("eps2").claimed) / float(n2)) ** 0.5 if self.claim("eps2").claimed > 0 else 0.0
+            e2 = self.claim("eps2").claimed
+            out["eps_rel"] = _float(e2 / n2) ** 0.5 if e2 > 0 else 0.0
         if self.has("delta") and L:
-            out["delta_rel"] = max(float(self.claim("delta").claimed * L / n2), 0.0)
+            out["delta_rel"] = max(_float(self.claim("delta").claimed * L / n2), 0.0)
         return out
 
     def within_tolerance(self) -> bool | None:
