@@ -33,9 +33,12 @@ class Net:
         d = obj(d, where)
         if d.get("format", NETWORK_FORMAT) != NETWORK_FORMAT:
             raise CertificateError(f"{where}.format", f"{str(d.get('format'))[:40]!r}, expected {NETWORK_FORMAT!r}")
-        if d.get("version", 1) != 1:
-            raise CertificateError(f"{where}.version", f"{str(d.get('version'))[:20]!r}; this checker reads network "
-                                                       "version 1")
+        version = d.get("version")
+        if version != 1 or isinstance(version, bool):
+            raise CertificateError(f"{where}.version", f"{str(version)[:20]!r}; this checker reads network version 1")
+        unknown = sorted(str(k)[:30] for k in set(d) - {"format", "version", "nodes", "parameters"})
+        if unknown:
+            raise CertificateError(where, f"unknown field(s) {unknown[:5]}; valid: format, version, nodes, parameters")
         nodes = get(d, "nodes", where)
         if not isinstance(nodes, list) or not nodes:
             raise CertificateError(f"{where}.nodes", "must be a non-empty list of nodes")
@@ -47,6 +50,9 @@ class Net:
         for i, nd in enumerate(nodes):
             w = f"{where}.nodes[{i}]"
             nd = obj(nd, w)
+            extra = sorted(str(k)[:30] for k in set(nd) - {"name", "op", "inputs", "params", "attrs"})
+            if extra:
+                raise CertificateError(w, f"unknown field(s) {extra[:5]}; valid: name, op, inputs, params, attrs")
             name = get(nd, "name", w)
             op = get(nd, "op", w)
             if not isinstance(name, str) or not name or len(name) > 200:
@@ -54,7 +60,7 @@ class Net:
                                                     "characters)")
             if name in self.nodes:
                 raise CertificateError(f"{w}.name", f"duplicate node name {name!r}")
-            if op not in RULES:
+            if not isinstance(op, str) or op not in RULES:
                 raise CertificateError(f"{w}.op", f"op {str(op)[:40]!r} of node {name!r} cannot be checked exactly; "
                                                   f"supported: {', '.join(OPS)}")
             inputs = nd.get("inputs", [])
@@ -66,6 +72,10 @@ class Net:
             attrs = nd.get("attrs", {}) or {}
             if not isinstance(attrs, Mapping):
                 raise CertificateError(f"{w}.attrs", f"{str(attrs)[:60]} must be an object")
+            bad = sorted(str(k)[:30] for k in set(attrs) - RULES[op].attrs)
+            if bad:
+                raise CertificateError(f"{w}.attrs", f"node {name!r} ({op}): unknown attribute(s) {bad[:5]}; valid: "
+                                                     f"{sorted(RULES[op].attrs) or 'none'}")
             want = RULES[op].roles
             if set(params) != set(want):
                 raise CertificateError(f"{w}.params", f"node {name!r} ({op}) needs roles {sorted(want) or 'none'}, "
@@ -85,6 +95,7 @@ class Net:
         self.input, self.output = ins[0], outs[0]
         self._order()
         self._shapes()
+        self._declared(d.get("parameters"))
         self.param_dep: set[str] = set()
         for n in self.order:
             nd = self.nodes[n]
@@ -154,6 +165,27 @@ class Net:
             if g > current().max_power:
                 raise too_big(f"{self.where}.{nd.where}", f"node {n!r}: the degree (number of multiplications "
                                                           "along the deepest path)", g, "max_power")
+
+    def _declared(self, declared: Any) -> None:
+        """The optional ``parameters`` list must agree with the graph (names and shapes)."""
+        if declared is None:
+            return
+        w = f"{self.where}.parameters"
+        if not isinstance(declared, list):
+            raise CertificateError(w, "must be a list of {name, shape} objects")
+        names = []
+        for i, e in enumerate(declared):
+            if not isinstance(e, Mapping) or set(e) != {"name", "shape"}:
+                raise CertificateError(f"{w}[{i}]", "must be an object with exactly 'name' and 'shape'")
+            if not isinstance(e["name"], str) or e["name"] not in self.pshapes:
+                raise CertificateError(f"{w}[{i}].name", f"{str(e['name'])[:40]!r} is not a tensor of the graph; used: "
+                                                         f"{self.pnames[:10]}")
+            if e["shape"] != list(self.pshapes[e["name"]]):
+                raise CertificateError(f"{w}[{i}].shape", f"{str(e['shape'])[:40]}, the graph implies "
+                                                          f"{list(self.pshapes[e['name']])}")
+            names.append(e["name"])
+        if sorted(names) != sorted(self.pnames):
+            raise CertificateError(w, f"lists {names[:10]}, the graph uses {self.pnames[:10]}")
 
     def degree(self) -> tuple[Fraction | None, str]:
         """Own degree calculus: (L, "") or (None, reason)."""

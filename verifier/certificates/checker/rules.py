@@ -57,6 +57,8 @@ class Rule:
     op = ""
     arity: tuple[int, int | None] = (1, 1)
     roles: frozenset[str] = frozenset()
+    #: attribute names the op takes (others are refused)
+    attrs: frozenset[str] = frozenset()
     #: "s" (a derivative in the Clarke interval) or "weights" (a convex combination over a window) or None
     selection: str | None = None
 
@@ -131,6 +133,7 @@ def _lcm_num(fracs: list[Fraction]) -> tuple[int, list[int]]:
 # ---------------------------------------------------------------------------
 class Input(Rule):
     op = "input"
+    attrs = frozenset({"shape"})
     arity = (0, 0)
 
     def shape(self, node, ins, err):
@@ -203,6 +206,7 @@ class Add(Rule):
 # ---------------------------------------------------------------------------
 class Dense(Rule):
     op = "dense"
+    attrs = frozenset({"out_features"})
     roles = frozenset({"weight"})
 
     def shape(self, node, ins, err):
@@ -265,6 +269,7 @@ def _im2col(num: np.ndarray, k, s, p) -> tuple[np.ndarray, int, int]:
 
 class Conv2d(Rule):
     op = "conv2d"
+    attrs = frozenset({"out_channels", "kernel_size", "stride", "padding"})
     roles = frozenset({"weight"})
 
     def shape(self, node, ins, err):
@@ -466,6 +471,7 @@ class ReLU(PiecewiseLinear):
 
 class LeakyReLU(PiecewiseLinear):
     op = "leaky_relu"
+    attrs = frozenset({"slope"})
 
     def shape(self, node, ins, err):
         node.a["slope"] = _rational_attr(node, "slope", 0.01, err)
@@ -486,6 +492,7 @@ class TwoSlope(PiecewiseLinear):
     """``a z`` for z >= 0, ``b z`` for z < 0 (relu = (1, 0), leaky = (1, slope), abs = (1, -1))."""
 
     op = "two_slope"
+    attrs = frozenset({"a", "b"})
 
     def shape(self, node, ins, err):
         node.a["a"] = _rational_attr(node, "a", None, err)
@@ -500,6 +507,7 @@ class Power(Elementwise):
     """``z^k`` (smooth; degree ``k`` times the input's)."""
 
     op = "power"
+    attrs = frozenset({"k"})
 
     def shape(self, node, ins, err):
         node.a["k"] = _k(node, err)
@@ -554,6 +562,7 @@ class ReLUPower(Power):
 # pooling
 # ---------------------------------------------------------------------------
 class Pool(Rule):
+    attrs = frozenset({"kernel_size", "stride"})
     def shape(self, node, ins, err):
         if len(ins[0]) != 3:
             raise err(f"needs an input (C, H, W), got {list(ins[0])}")
