@@ -3,7 +3,7 @@
 Everything op-specific is asked of the rule table (:mod:`.rules`); this module
 only walks the graph.
 
->>> net = Net({"nodes": [{"name": "x", "op": "input", "attrs": {"shape": [2]}},
+>>> net = Net({"version": 1, "nodes": [{"name": "x", "op": "input", "attrs": {"shape": [2]}},
 ...                      {"name": "fc", "op": "dense", "inputs": ["x"], "params": {"weight": "W"},
 ...                       "attrs": {"out_features": 1}},
 ...                      {"name": "out", "op": "output", "inputs": ["fc"]}]}, "network")
