@@ -145,20 +145,26 @@ def _rational(v: Any, where: str) -> Fraction:
     raise CertifyError(f"{where}={v!r} is not an exact rational")
 
 
-def _selection_entry(sel: Mapping[str, Any], net, where: str) -> dict[str, Any] | None:
-    """A float kink selection -> a certificate entry with a rational ``s`` clipped to its Clarke interval."""
+def _selection_entry(sel: Mapping[str, Any], net, where: str, cnet: Any = None) -> dict[str, Any] | None:
+    """A float kink selection -> a certificate entry with a rational ``s`` clipped to its Clarke interval.
+
+    What a node's kink is (a derivative interval, or a convex combination over a pooling window)
+    is asked of the checker's rule table, the same facts the checker will verify.
+    """
     node = sel.get("node")
     if node not in net.nodes:
         raise CertifyError(f"{where}: node {node!r} is not a node of the network")
-    op = net.nodes[node].op
+    cnet = cnet if cnet is not None else C.Net(net.to_dict(), "network")
+    nd = cnet.nodes[node]
+    rule = C.RULES[nd.op]
     entry: dict[str, Any] = {"node": node, "sample": int(sel["sample"]),
                              "unit": [int(u) for u in np.atleast_1d(sel["unit"])]}
     if sel.get("row") is not None:
         entry["row"] = int(sel["row"])
-    if op == "maxpool2d":
+    if rule.selection == "weights":
         raw = sel.get("weights")
         if raw is None and isinstance(sel.get("s"), Mapping):  # check_kkt: {flat index in the window: weight}
-            kh, kw = net.nodes[node].attrs["kernel_size"]
+            kh, kw = nd.a["k"]
             raw = [0.0] * (kh * kw)
             for t, w in sel["s"].items():
                 raw[int(t)] = max(float(w), 0.0)
@@ -171,14 +177,9 @@ def _selection_entry(sel: Mapping[str, Any], net, where: str) -> dict[str, Any] 
         entry["weights"] = [encode_rational(w / tot) for w in ws]
         return entry
     s = sel.get("s")
-    if s is None:
+    if s is None or rule.selection != "s" or not rule.kinked(nd.a):
         return None
-    lo, hi = Fraction(0), Fraction(1)
-    if op == "leaky_relu":
-        a = Fraction(float(net.nodes[node].attrs["slope"]))
-        lo, hi = min(a, hi), max(a, hi)
-    elif op == "abs":
-        lo = Fraction(-1)
+    lo, hi = rule.clarke(nd.a)
     f = s if isinstance(s, Fraction) else Fraction(round(Fraction(float(s)) * 2 ** 30), 2 ** 30)
     entry["s"] = encode_rational(min(max(f, lo), hi))
     return entry
@@ -420,7 +421,8 @@ def _propose(net, params: Any, X: Any, y: Any, *, multipliers, kink_selections, 
     if normalize:
         point, _, nudges = _normalize(net, point, Xa, ya, L)
         measured_d["normalization_nudges"] = nudges
-    sels = [e for e in (_selection_entry(s, net, f"kink_selections[{i}]") for i, s in enumerate(sels_in)) if e]
+    cnet = C.Net(net.to_dict(), "network") if sels_in else None
+    sels = [e for e in (_selection_entry(s, net, f"kink_selections[{i}]", cnet) for i, s in enumerate(sels_in)) if e]
     return {"params": net.unflatten(point), "X": Xa, "y": ya, "lam": lam, "sels": sels, "measured": measured_d,
             "seconds": time.perf_counter() - t0}
 
