@@ -226,46 +226,45 @@ def from_float64(a: np.ndarray) -> Q:
 def words_to_ints(words: np.ndarray) -> np.ndarray:
     """Rows of little-endian two's complement 64-bit words -> object array of Python ints.
 
-    Vectorised: rows whose upper words only extend the sign of the lowest one are read as int64;
-    the others are assembled from the top word down with object-array shifts (no per-entry
-    ``int.from_bytes``).
+    Upper words that only repeat the sign are dropped first; then one word is read as int64, two
+    words with three object-array operations, wider rows with one ``int.from_bytes`` each (measured
+    the fastest from three words on).
     """
     words = np.ascontiguousarray(words, dtype=np.uint64)
     N, W = words.shape
-    low = words[:, 0].view(np.int64)
-    if W == 1:
-        return low.astype(object)
-    ext = np.where(low < 0, np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64(0))
-    fits = np.all(words[:, 1:] == ext[:, None], axis=1)
-    out = low.astype(object)
-    big = np.flatnonzero(~fits)
-    if big.size:
-        wb = words[big]
-        used = W
-        while used > 1 and np.all(wb[:, used - 1] == np.where(wb[:, used - 2].view(np.int64) < 0,
-                                                               np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64(0))):
-            used -= 1  # drop words that only repeat the sign
-        acc = wb[:, used - 1].view(np.int64).astype(object)
-        for j in range(used - 2, -1, -1):
-            acc = (acc << 64) | wb[:, j].astype(object)
-        out[big] = acc
+    ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+    used = W
+    while used > 1 and np.array_equal(words[:, used - 1],
+                                      np.where(words[:, used - 2].view(np.int64) < 0, ones, np.uint64(0))):
+        used -= 1
+    if used == 1:
+        return words[:, 0].view(np.int64).astype(object)
+    if used == 2:
+        return (words[:, 1].view(np.int64).astype(object) << 64) | words[:, 0].astype(object)
+    step = 8 * used
+    buf = memoryview(np.ascontiguousarray(words[:, :used]).view("<u8").tobytes())
+    fb = int.from_bytes
+    out = np.empty(N, dtype=object)
+    out[:] = [fb(buf[i:i + step], "little", signed=True) for i in range(0, N * step, step)]
     return out
 
 
 def ints_to_words(mag: np.ndarray, bits: int) -> np.ndarray:
-    """Non-negative Python ints (object array) -> ``(N, W)`` little-endian uint64 words (vectorised)."""
+    """Non-negative Python ints (object array) -> ``(N, W)`` little-endian uint64 words (vectorised up to two words)."""
     W = max(1, -(-bits // 64))
     flat = mag.ravel()
     out = np.empty((flat.size, W), dtype=np.uint64)
     if bits <= 63:
         out[:, 0] = flat.astype(np.int64).view(np.uint64)
         return out
+    if W > 2:  # wide: one int.to_bytes per entry beats 2 W object-array operations
+        nb = 8 * W
+        buf = b"".join([int(v).to_bytes(nb, "little") for v in flat])
+        return np.frombuffer(buf, dtype="<u8").reshape(flat.size, W).copy()
     mask = (1 << 64) - 1
-    rest = flat
-    for j in range(W):
-        out[:, j] = (rest & mask).astype(np.uint64)
-        if j + 1 < W:
-            rest = rest >> 64
+    out[:, 0] = (flat & mask).astype(np.uint64)
+    if W == 2:
+        out[:, 1] = (flat >> 64).astype(np.uint64)
     return out
 
 
