@@ -16,7 +16,6 @@ import os
 import struct
 import zipfile
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest

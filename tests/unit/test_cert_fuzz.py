@@ -24,12 +24,10 @@ import builtins
 import copy
 import io
 import json
-import math
 import os
 import resource
 import subprocess
 import sys
-import zipfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any

@@ -52,6 +52,7 @@ class Q:
     @property
     def num(self) -> np.ndarray:
         if self._num is None:
+            assert self._dy is not None
             m, sh = self._dy
             self._num = _dyadic_ints(m.ravel(), sh.ravel()).reshape(m.shape)
         return self._num
@@ -82,7 +83,10 @@ class Q:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._num.shape if self._num is not None else self._dy[0].shape
+        if self._num is not None:
+            return self._num.shape
+        assert self._dy is not None
+        return self._dy[0].shape
 
     def reshape(self, *shape: int) -> "Q":
         return self._derive(lambda a: a.reshape(*shape))

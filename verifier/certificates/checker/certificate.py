@@ -223,6 +223,7 @@ def read_data(d: Mapping[str, Any], net: Net, base: Path) -> tuple[Q, list[int],
     """The stored data: exact ``X``, labels ``y`` and the float64 ``X`` (when float-encoded)."""
     block = obj(get(d, "data", ""), "data")
     C = net.shapes[net.output][0]
+    Xf: np.ndarray | None
     if "path" in block:
         arrays = resolve_ref(block, "data", base)
         for k in ("X", "y"):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import exact as E
 from ..exact import Q
-from .limits import CertificateError, current, parse_rational, too_big
+from .limits import current, parse_rational, too_big
 
 
 class NotHomogeneous(Exception):
@@ -64,6 +64,10 @@ class Rule:
 
     def kinked(self, a: dict[str, Any]) -> bool:
         return False
+
+    def clarke(self, a: dict[str, Any]) -> tuple[Fraction, Fraction]:
+        """The Clarke interval of the derivative at a kink (rules with ``selection == "s"``)."""
+        raise NotImplementedError(f"{self.op} has no derivative interval")
 
     def shape(self, node: Node, ins: list[tuple[int, ...]], err) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
         return ins[0], {}
