@@ -221,3 +221,14 @@ def test_check_kkt_maxpool_selection_format_is_converted():
     assert e == {"node": "pool1", "sample": 2, "row": 2, "unit": [1, 0, 1], "weights": ["1/4", "0", "0", "3/4"]}
     e = _selection_entry({"node": "act1", "sample": 0, "unit": (0, 1, 1), "s": 1.5}, net, "k")
     assert e["s"] == "1"  # clipped to the Clarke interval [0, 1]
+
+
+def test_refutation_certificate_documents_the_failing_condition(trained):
+    net, params, X, y = trained
+    half = verifier.neuron_split(net, None, layer=1, neuron=0, ratios=["1/2", "1/2"], strict=False)
+    cert = certify_embedding(net, params, X, y, embedding=half, refutation=True)
+    assert cert["claims"]["isometry"] == {"relation": "=", "value": True}
+    assert any(s.startswith("isometry") for s in cert["measured"]["conditions_failing_exactly"])
+    res = check_certificate(cert)
+    assert not res.ok and not res.claim("isometry").holds and res.figures["isometry"] is False
+    assert res.headline().startswith("INVALID")

@@ -440,7 +440,7 @@ def _assemble(kind: str, net, params: dict[str, np.ndarray], X: np.ndarray, y: n
 
 def _finish(cert: dict[str, Any], out: str | Path | None, digits: int, measured: dict[str, Any], t_float: float,
             self_check: bool, net=None, params: Mapping[str, np.ndarray] | None = None, X: np.ndarray | None = None,
-            y: np.ndarray | None = None) -> dict[str, Any]:
+            y: np.ndarray | None = None, refutation: bool = False) -> dict[str, Any]:
     base = Path(out).resolve().parent if out is not None else Path.cwd()
     t1 = time.perf_counter()
     # one exact evaluation; float selections that are not valid witnesses in exact arithmetic (e.g. a max-pool
@@ -465,11 +465,13 @@ def _finish(cert: dict[str, Any], out: str | Path | None, digits: int, measured:
     if cert["meta"]["kind"] == "embedding":
         failed = [f"{name}: {figs['details'].get(name + '_detail', '')}"
                   for name in ("isometry", "output_preserved", "gradient_commutes") if not values.get(name)]
-        if failed:
+        if failed and not refutation:
             raise CertifyError("the map is not a certifiable embedding: " + "; ".join(failed) + " (an embedding "
                                "certificate must claim isometry, output_preserved and gradient_commutes)")
         for name in ("isometry", "output_preserved", "gradient_commutes"):
             claims[name] = {"relation": "=", "value": True}
+        if failed:
+            measured["conditions_failing_exactly"] = failed
         claims.update(_claims(values, figs["details"], digits, prefix="wide_"))
     t_exact = time.perf_counter() - t1
     pub = figs["public"]
@@ -541,7 +543,7 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
                       normalize: bool = True, report: Any = None, kkt_options: Mapping[str, Any] | None = None,
                       out: str | Path | None = None, inline: bool = True, encoding: str = "auto",
                       claim_digits: int = 6, multiplier_bits: int = 50, self_check: bool = True,
-                      measured: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      measured: Mapping[str, Any] | None = None, refutation: bool = False) -> dict[str, Any]:
     """An embedding certificate: ``T`` is an isometry, ``Phi~(T theta) = Phi(theta)`` on the data, and
     ``T theta`` is an ``(eps, delta)``-KKT point of the wide network with the same multipliers.
 
@@ -552,7 +554,9 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
     :func:`certify_kkt`; the wide network's selections are their images under the unit map.
 
     A map for which a condition fails exactly (e.g. ratios with ``sum alpha^2 != 1``) is refused with
-    :class:`CertifyError` naming it: an embedding certificate must claim all three conditions.
+    :class:`CertifyError` naming it: an embedding certificate must claim all three conditions.  With
+    ``refutation=True`` the certificate is written anyway, claiming the conditions, so that
+    ``check-cert`` documents exactly which one fails (exit status 1; used for counterexamples).
     """
     net = _as_network(net)
     if embedding is None:
@@ -588,7 +592,7 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
     if embedding.warnings:
         meas["embedding_warnings"] = list(embedding.warnings)
     return _finish(cert, out, claim_digits, meas, prop["seconds"], self_check, net, prop["params"], prop["X"],
-                   prop["y"])
+                   prop["y"], refutation=refutation)
 
 
 def _exact_entry(v: Any, r: int, c: int) -> Fraction:
