@@ -219,7 +219,7 @@ def certify_instance(inst: Instance) -> tuple[dict[str, Any], Any]:
 
     if "split" in inst.options:
         cert = certify_embedding(inst.net, inst.params, inst.X, inst.y, embedding=make_embedding(inst),
-                                 self_check=False)
+                                 self_check=False, refutation=True)
     else:
         cert = certify_kkt(inst.net, inst.params, inst.X, inst.y, self_check=False)
     return cert, check_certificate(cert)

@@ -13,7 +13,9 @@ import pytest
 import verifier
 from verifier.certificates import (SCHEMA_PATH, CertifyError, certify_embedding, certify_kkt, check_certificate,
                                    parse_split)
-from verifier.certificates import check as C
+from verifier.certificates import checker as C
+from verifier.certificates.checker import CertificateError
+from verifier.certificates.format import sha256_json
 from verifier.datasets import linearly_separable, two_clusters_xor
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
@@ -143,17 +145,26 @@ def test_embedding_certificate(trained):
     assert res.ok and res.figures["wide_eps2"] == res.figures["eps2"]
 
 
-def test_embedding_with_broken_conditions_claims_only_what_holds(trained):
+def test_embedding_with_broken_conditions_is_refused(trained):
     net, params, X, y = trained
     half = verifier.neuron_split(net, None, layer=1, neuron=0, ratios=["1/2", "1/2"], strict=False)
-    cert = certify_embedding(net, params, X, y, embedding=half)
-    assert "isometry" not in cert["claims"] and "output_preserved" not in cert["claims"]
-    assert any(s.startswith("isometry") for s in cert["measured"]["conditions_not_claimed"])
-    assert check_certificate(cert).ok
-    # forging the missing claim is caught exactly
+    with pytest.raises(CertifyError, match="isometry: .T\\^T T.\\[0,0\\] = 1/2, not 1"):
+        certify_embedding(net, params, X, y, embedding=half)
+    # a certificate of a correct split, with the map replaced by the broken one (hashes recomputed) and the
+    # isometry claims deleted: the checker demands the required claims (issue 14, item 1)
+    good = verifier.neuron_split(net, None, layer=1, neuron=0, ratios=["3/5", "4/5"])
+    cert = certify_embedding(net, params, X, y, embedding=good)
+    mp = cert["embedding"]["map"]
+    mp["values"] = ["1/2" if v in ("3/5", "4/5") else v for v in mp["values"]]
+    mp["sha256"] = sha256_json({k: mp[k] for k in ("cols", "rows", "shape", "values")})
+    for name in ("isometry", "output_preserved"):
+        del cert["claims"][name]
+    with pytest.raises(CertificateError, match="claims.isometry: missing"):
+        check_certificate(cert)
     cert["claims"]["isometry"] = {"relation": "=", "value": True}
+    cert["claims"]["output_preserved"] = {"relation": "=", "value": True}
     res = check_certificate(cert)
-    assert not res.ok and not res.claim("isometry").holds
+    assert not res.ok and not res.claim("isometry").holds and not res.claim("output_preserved").holds
 
 
 def test_irrational_split_is_refused(trained):
@@ -210,3 +221,14 @@ def test_check_kkt_maxpool_selection_format_is_converted():
     assert e == {"node": "pool1", "sample": 2, "row": 2, "unit": [1, 0, 1], "weights": ["1/4", "0", "0", "3/4"]}
     e = _selection_entry({"node": "act1", "sample": 0, "unit": (0, 1, 1), "s": 1.5}, net, "k")
     assert e["s"] == "1"  # clipped to the Clarke interval [0, 1]
+
+
+def test_refutation_certificate_documents_the_failing_condition(trained):
+    net, params, X, y = trained
+    half = verifier.neuron_split(net, None, layer=1, neuron=0, ratios=["1/2", "1/2"], strict=False)
+    cert = certify_embedding(net, params, X, y, embedding=half, refutation=True)
+    assert cert["claims"]["isometry"] == {"relation": "=", "value": True}
+    assert any(s.startswith("isometry") for s in cert["measured"]["conditions_failing_exactly"])
+    res = check_certificate(cert)
+    assert not res.ok and not res.claim("isometry").holds and res.figures["isometry"] is False
+    assert res.headline().startswith("INVALID")

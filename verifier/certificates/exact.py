@@ -34,34 +34,139 @@ import numpy as np
 
 
 class Q:
-    """An exact rational tensor ``num / den`` (``num``: object array of ints, ``den``: int > 0)."""
+    """An exact rational tensor ``num / den`` (``num``: integer array, object dtype for big ints; ``den``: int > 0).
 
-    __slots__ = ("num", "den")
+    A tensor read from float64 may stay in *dyadic* form ``num = m * 2^sh`` (``m``: int64 below 2^53,
+    ``sh >= 0``) until its Python-int numerators are needed: its signs, zero pattern and the limbs of
+    the exact matrix product come straight from ``(m, sh)`` in numpy int64.
+    """
 
-    def __init__(self, num: np.ndarray, den: int = 1):
-        self.num = num
+    __slots__ = ("_num", "den", "_limbs", "_dy")
+
+    def __init__(self, num: np.ndarray | None, den: int = 1, *, dyadic: tuple[np.ndarray, np.ndarray] | None = None):
+        self._num = num
         self.den = int(den)
+        self._limbs: dict[int, list[np.ndarray]] | None = None
+        self._dy = dyadic
+
+    @property
+    def num(self) -> np.ndarray:
+        if self._num is None:
+            assert self._dy is not None
+            m, sh = self._dy
+            self._num = _dyadic_ints(m.ravel(), sh.ravel()).reshape(m.shape)
+        return self._num
+
+    @num.setter
+    def num(self, value: np.ndarray) -> None:
+        self._num, self._dy, self._limbs = value, None, None
+
+    def _derive(self, f) -> "Q":
+        """The same operation (reshape, transpose, row selection) on every representation held."""
+        out = Q(f(self._num) if self._num is not None else None, self.den,
+                dyadic=(f(self._dy[0]), f(self._dy[1])) if self._dy is not None else None)
+        if self._limbs:
+            out._limbs = {k: [f(v) for v in ls] for k, ls in self._limbs.items()}
+        return out
+
+    def limbs(self, b: int) -> list[np.ndarray]:
+        """Signed base-``2^b`` digits of the numerators (cached: a tensor used in two products is split once)."""
+        if self._limbs is None:
+            self._limbs = {}
+        if b not in self._limbs:
+            if self._dy is not None:
+                self._limbs[b] = _dyadic_limbs(self._dy[0], self._dy[1], b)
+            else:
+                bits = max_bits(self.num)
+                self._limbs[b] = _limbs(self.num, b, bits) if bits else []
+        return self._limbs[b]
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.num.shape
+        if self._num is not None:
+            return self._num.shape
+        assert self._dy is not None
+        return self._dy[0].shape
 
     def reshape(self, *shape: int) -> "Q":
-        return Q(self.num.reshape(*shape), self.den)
+        return self._derive(lambda a: a.reshape(*shape))
 
     def __getitem__(self, idx) -> "Q":
-        return Q(self.num[idx], self.den)
+        return self._derive(lambda a: a[idx])
 
     def fraction(self, idx) -> Fraction:
         return Fraction(int(self.num[idx]), self.den)
 
     def to_float(self) -> np.ndarray:
-        return np.array([float(Fraction(int(v), self.den)) for v in self.num.ravel()]).reshape(self.num.shape)
+        return np.array([float(Fraction(int(v), self.den)) for v in self.num.ravel()]).reshape(self.shape)
+
+    @property
+    def T(self) -> "Q":
+        return self._derive(lambda a: a.T)
+
+    def take(self, idx: np.ndarray) -> "Q":
+        """Rows ``idx`` (a batch of samples, repeats allowed)."""
+        return self._derive(lambda a: a[idx])
+
+    def zero_mask(self) -> np.ndarray:
+        if self._dy is not None:
+            return self._dy[0] == 0
+        return np.asarray(self.num == 0, dtype=bool)
+
+    def sign_mask(self, *, positive: bool) -> np.ndarray:
+        """Entries ``> 0`` (``positive``) or ``< 0``."""
+        base = self._dy[0] if self._dy is not None else self.num
+        return np.asarray(base > 0 if positive else base < 0, dtype=bool)
+
+    def relu(self) -> "Q":
+        return Q(np.where(self.sign_mask(positive=True), self.num, 0), self.den)
 
     def rescaled(self, den: int) -> np.ndarray:
         """Numerators over ``den`` (a multiple of ``self.den``)."""
         f = den // self.den
         return self.num if f == 1 else self.num * f
+
+
+def _dyadic_ints(m: np.ndarray, sh: np.ndarray) -> np.ndarray:
+    """``m * 2^sh`` as Python ints (object array); int64 when it fits."""
+    if m.size == 0:
+        return zeros(m.shape)
+    if int(sh.max()) <= 9:  # |m| < 2^53: fits int64
+        return (m << sh).astype(object)
+    W = (int(sh.max()) + 53) // 64 + 2
+    words = np.zeros((m.size, W), dtype=np.uint64)
+    rows = np.arange(m.size)
+    w, r = sh // 64, (sh % 64).astype(np.uint64)
+    mu = m.view(np.uint64)
+    words[rows, w] = mu << r
+    hi = np.where(r == 0, m >> 63, m >> np.where(r == 0, 1, 64 - r.astype(np.int64)))
+    words[rows, w + 1] = hi.view(np.uint64)
+    fill = (np.arange(W)[None, :] > (w + 1)[:, None]) & (m < 0)[:, None]
+    words[fill] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    return words_to_ints(words)
+
+
+def _dyadic_limbs(m: np.ndarray, sh: np.ndarray, b: int) -> list[np.ndarray]:
+    """Signed base-``2^b`` digits of ``m * 2^sh`` (``|m| < 2^53``, ``sh >= 0``) as float64, in int64 numpy only.
+
+    Digit ``i`` is ``floor(|m| 2^sh / 2^(b i)) mod 2^b``: with ``t = b i - sh``, ``|m| >> t`` when ``t >= 0``,
+    else ``(|m| mod 2^(b + t)) << -t`` (only the bits that land in the digit are kept, so nothing overflows).
+    """
+    if m.size == 0 or not np.any(m):
+        return []
+    mag = np.abs(m)
+    sign = np.where(m < 0, -1.0, 1.0)
+    mask = (1 << b) - 1
+    nl = -(-(int(sh.max()) + 53) // b)
+    out = []
+    for i in range(nl):
+        t = b * i - sh
+        right = (mag >> np.clip(t, 0, 63)) & mask
+        keep = np.clip(b + t, 0, 63)
+        left = ((mag & ((np.int64(1) << keep) - 1)) << np.clip(-t, 0, 63)) & mask
+        d = np.where(t >= 0, np.where(t < 63, right, 0), np.where(-t < b, left, 0))
+        out.append(d.astype(np.float64) * sign)
+    return out
 
 
 def zeros(shape: Sequence[int]) -> np.ndarray:
@@ -97,7 +202,7 @@ def mul(a: Q, b: Q) -> Q:
 
 
 def from_float64(a: np.ndarray) -> Q:
-    """Exact value of a float64 array (finite entries) as a :class:`Q`.
+    """Exact value of a float64 array (finite entries) as a :class:`Q` (in dyadic form: no Python ints yet).
 
     ``frexp`` gives ``a = mant * 2^ex`` with a 53-bit integer ``mant * 2^53``;
     trailing zero bits are stripped so that short dyadics stay short.
@@ -117,31 +222,31 @@ def from_float64(a: np.ndarray) -> Q:
     e = e + tz
     emin = int(e[nz].min())
     sh = np.where(nz, e - emin, 0)
-    if int(sh.max()) <= 9:  # |mi| < 2^53: fits int64
-        num = (mi << sh).astype(object)
-    else:  # two's complement words of mi * 2^sh, then Python ints
-        W = (int(sh.max()) + 53) // 64 + 2
-        words = np.zeros((mi.size, W), dtype=np.uint64)
-        rows = np.arange(mi.size)
-        w, r = sh // 64, (sh % 64).astype(np.uint64)
-        mu = mi.view(np.uint64)
-        words[rows, w] = mu << r
-        hi = np.where(r == 0, mi >> 63, mi >> np.where(r == 0, 1, 64 - r.astype(np.int64)))
-        words[rows, w + 1] = hi.view(np.uint64)
-        fill = (np.arange(W)[None, :] > (w + 1)[:, None]) & (mi < 0)[:, None]
-        words[fill] = np.uint64(0xFFFFFFFFFFFFFFFF)
-        num = words_to_ints(words)
-    num = num.reshape(a.shape)
     if emin >= 0:
-        return Q(num * (1 << emin) if emin else num, 1)
-    return Q(num, 1 << (-emin))
+        return Q(_dyadic_ints(mi, sh).reshape(a.shape) * (1 << emin), 1)
+    return Q(None, 1 << (-emin), dyadic=(mi.reshape(a.shape), sh.reshape(a.shape)))
 
 
 def words_to_ints(words: np.ndarray) -> np.ndarray:
-    """Rows of little-endian two's complement 64-bit words -> object array of Python ints."""
+    """Rows of little-endian two's complement 64-bit words -> object array of Python ints.
+
+    Upper words that only repeat the sign are dropped first; then one word is read as int64, two
+    words with three object-array operations, wider rows with one ``int.from_bytes`` each (measured
+    the fastest from three words on).
+    """
+    words = np.ascontiguousarray(words, dtype=np.uint64)
     N, W = words.shape
-    buf = memoryview(np.ascontiguousarray(words).view("<u8").tobytes())
-    step = 8 * W
+    ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+    used = W
+    while used > 1 and np.array_equal(words[:, used - 1],
+                                      np.where(words[:, used - 2].view(np.int64) < 0, ones, np.uint64(0))):
+        used -= 1
+    if used == 1:
+        return words[:, 0].view(np.int64).astype(object)
+    if used == 2:
+        return (words[:, 1].view(np.int64).astype(object) << 64) | words[:, 0].astype(object)
+    step = 8 * used
+    buf = memoryview(np.ascontiguousarray(words[:, :used]).view("<u8").tobytes())
     fb = int.from_bytes
     out = np.empty(N, dtype=object)
     out[:] = [fb(buf[i:i + step], "little", signed=True) for i in range(0, N * step, step)]
@@ -149,12 +254,22 @@ def words_to_ints(words: np.ndarray) -> np.ndarray:
 
 
 def ints_to_words(mag: np.ndarray, bits: int) -> np.ndarray:
-    """Non-negative Python ints (object array) -> ``(N, W)`` little-endian uint64 words."""
+    """Non-negative Python ints (object array) -> ``(N, W)`` little-endian uint64 words (vectorised up to two words)."""
     W = max(1, -(-bits // 64))
-    nb = 8 * W
     flat = mag.ravel()
-    buf = b"".join([int(v).to_bytes(nb, "little") for v in flat])
-    return np.frombuffer(buf, dtype="<u8").reshape(flat.size, W)
+    out = np.empty((flat.size, W), dtype=np.uint64)
+    if bits <= 63:
+        out[:, 0] = flat.astype(np.int64).view(np.uint64)
+        return out
+    if W > 2:  # wide: one int.to_bytes per entry beats 2 W object-array operations
+        nb = 8 * W
+        buf = b"".join([int(v).to_bytes(nb, "little") for v in flat])
+        return np.frombuffer(buf, dtype="<u8").reshape(flat.size, W).copy()
+    mask = (1 << 64) - 1
+    out[:, 0] = (flat & mask).astype(np.uint64)
+    if W == 2:
+        out[:, 1] = (flat >> 64).astype(np.uint64)
+    return out
 
 
 def from_fractions(values: Iterable[Fraction], shape: Sequence[int]) -> Q:
@@ -164,6 +279,20 @@ def from_fractions(values: Iterable[Fraction], shape: Sequence[int]) -> Q:
     for i, v in enumerate(vals):
         out[i] = v.numerator * (D // v.denominator)
     return Q(out.reshape(tuple(shape)), D)
+
+
+def prod(shape: Iterable[int]) -> int:
+    """Exact product of a shape (Python ints: no overflow)."""
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def dot_int(a: np.ndarray, b: np.ndarray) -> int:
+    """Exact ``sum(a * b)`` of two integer arrays as a Python int."""
+    x, y = as_object(np.asarray(a)).ravel(), as_object(np.asarray(b)).ravel()
+    return int(x.dot(y)) if x.size else 0
 
 
 def max_bits(a: np.ndarray) -> int:
@@ -228,26 +357,36 @@ def _combine(groups: list[np.ndarray], b: int) -> np.ndarray:
     return words_to_ints(words).reshape(shape)
 
 
-def imatmul(A: np.ndarray, B: np.ndarray, *, min_work: int = 300_000) -> np.ndarray:
-    """Exact product of integer matrices (object or int64 arrays) as an object array."""
+def imatmul(A: np.ndarray, B: np.ndarray, *, min_work: int = 300_000, LA: list[np.ndarray] | None = None,
+            LB: list[np.ndarray] | None = None) -> np.ndarray:
+    """Exact product of integer matrices (object or int64 arrays) as an object array.
+
+    ``LA`` / ``LB``: the limbs of ``A`` / ``B`` in base ``2^b`` with ``b = limb_bits(k)`` when already known.
+    """
     n, k = A.shape
     k2, m = B.shape
     if k != k2:
         raise ValueError(f"imatmul: shapes {A.shape} and {B.shape} do not match")
     if n == 0 or m == 0 or k == 0:
         return zeros((n, m))
-    A = A if A.dtype == object else as_object(A)
-    B = B if B.dtype == object else as_object(B)
-    if n * k * m < min_work or min(n, m) <= 2 or k <= 4:
+    if n * k * m < min_work or min(n, m) <= 2 or k <= 4 or limb_bits(k) < 8:
+        A = A if A.dtype == object else as_object(A)
+        B = B if B.dtype == object else as_object(B)
         return A.dot(B) if k else zeros((n, m))
-    b = (53 - k.bit_length()) // 2
-    if b < 8:  # astronomically long inner dimension: plain Python ints
-        return A.dot(B)
-    ba, bb = max_bits(A), max_bits(B)
-    if ba == 0 or bb == 0:
+    b = limb_bits(k)
+    if LA is None:
+        ba = max_bits(A)
+        LA = _limbs(A, b, ba) if ba else []
+    if LB is None:
+        bb = max_bits(B)
+        LB = _limbs(B, b, bb) if bb else []
+    return _limb_product(LA, LB, n, m, b)
+
+
+def _limb_product(LA: list[np.ndarray], LB: list[np.ndarray], n: int, m: int, b: int) -> np.ndarray:
+    """``(sum_i LA_i 2^(b i)) @ (sum_j LB_j 2^(b j))`` exactly (float64 BLAS per limb pair, int64 carries)."""
+    if not LA or not LB:
         return zeros((n, m))
-    LA = _limbs(A, b, ba)
-    LB = _limbs(B, b, bb)
     groups = [np.zeros((n, m), dtype=np.int64) for _ in range(len(LA) + len(LB) - 1)]
     Bcat = np.concatenate(LB, axis=1) if len(LB) > 1 else LB[0]
     for i, a in enumerate(LA):
@@ -257,5 +396,17 @@ def imatmul(A: np.ndarray, B: np.ndarray, *, min_work: int = 300_000) -> np.ndar
     return _combine(groups, b)
 
 
+def limb_bits(k: int) -> int:
+    """Limb width for an inner dimension ``k``: ``k * 2^(2b) <= 2^53``."""
+    return (53 - k.bit_length()) // 2
+
+
 def qmatmul(a: Q, b: Q) -> Q:
-    return Q(imatmul(a.num, b.num), a.den * b.den)
+    """Exact product of two rational matrices; limbs of either factor are cached on it for reuse."""
+    n, k = a.shape
+    m = b.shape[1]
+    big = n * k * m >= 300_000 and min(n, m) > 2 and k > 4 and limb_bits(k) >= 8
+    if not big:
+        return Q(imatmul(a.num, b.num), a.den * b.den)
+    w = limb_bits(k)
+    return Q(_limb_product(a.limbs(w), b.limbs(w), n, m, w), a.den * b.den)

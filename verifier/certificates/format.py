@@ -42,7 +42,7 @@ import base64
 import hashlib
 import json
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,11 +126,6 @@ def encode_tensor(a: Any, encoding: str = "f64-hex") -> dict[str, Any]:
     else:
         raise ValueError(f"encoding={encoding!r} must be 'f64-hex' or 'f64-base64' for a float64 array")
     return {"shape": list(arr.shape), "encoding": encoding, "values": values, "sha256": sha256_f64(arr)}
-
-
-def encode_rational_tensor(values: Sequence[Any], shape: Sequence[int]) -> dict[str, Any]:
-    vals = [encode_rational(v) for v in values]
-    return {"shape": list(shape), "encoding": "rational", "values": vals, "sha256": sha256_json(vals)}
 
 
 def encode_labels(y: Any) -> dict[str, Any]:

@@ -17,7 +17,9 @@ the producer then
    decimal digits (``eps2 <= 1.23457e-9``; ``min_margin >= 1``), so the claims
    are true for the stored point by construction;
 4. records the float figures the pipeline measured under ``measured`` and, with
-   ``self_check=True``, re-checks the finished certificate from scratch.
+   ``self_check=True``, cross-checks the exact figures against the float engine
+   (``verifier.numeric``: margins, and ``eps^2`` when no kink carries weight), a
+   different implementation from the checker that computed the claims.
 
 >>> import verifier
 >>> net = verifier.mlp([2, 1], activation="identity")
@@ -33,7 +35,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import re
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -44,7 +45,7 @@ import numpy as np
 from .._json import jsonable
 
 from ..errors import VerifierError
-from . import check as C
+from . import checker as C
 from .format import (FORMAT_NAME, FORMAT_VERSION, encode_labels, encode_rational, encode_tensor, sha256_file,
                      sha256_json)
 
@@ -144,20 +145,26 @@ def _rational(v: Any, where: str) -> Fraction:
     raise CertifyError(f"{where}={v!r} is not an exact rational")
 
 
-def _selection_entry(sel: Mapping[str, Any], net, where: str) -> dict[str, Any] | None:
-    """A float kink selection -> a certificate entry with a rational ``s`` clipped to its Clarke interval."""
+def _selection_entry(sel: Mapping[str, Any], net, where: str, cnet: Any = None) -> dict[str, Any] | None:
+    """A float kink selection -> a certificate entry with a rational ``s`` clipped to its Clarke interval.
+
+    What a node's kink is (a derivative interval, or a convex combination over a pooling window)
+    is asked of the checker's rule table, the same facts the checker will verify.
+    """
     node = sel.get("node")
     if node not in net.nodes:
         raise CertifyError(f"{where}: node {node!r} is not a node of the network")
-    op = net.nodes[node].op
+    cnet = cnet if cnet is not None else C.Net(net.to_dict(), "network")
+    nd = cnet.nodes[node]
+    rule = C.RULES[nd.op]
     entry: dict[str, Any] = {"node": node, "sample": int(sel["sample"]),
                              "unit": [int(u) for u in np.atleast_1d(sel["unit"])]}
     if sel.get("row") is not None:
         entry["row"] = int(sel["row"])
-    if op == "maxpool2d":
+    if rule.selection == "weights":
         raw = sel.get("weights")
         if raw is None and isinstance(sel.get("s"), Mapping):  # check_kkt: {flat index in the window: weight}
-            kh, kw = net.nodes[node].attrs["kernel_size"]
+            kh, kw = nd.a["k"]
             raw = [0.0] * (kh * kw)
             for t, w in sel["s"].items():
                 raw[int(t)] = max(float(w), 0.0)
@@ -170,14 +177,9 @@ def _selection_entry(sel: Mapping[str, Any], net, where: str) -> dict[str, Any] 
         entry["weights"] = [encode_rational(w / tot) for w in ws]
         return entry
     s = sel.get("s")
-    if s is None:
+    if s is None or rule.selection != "s" or not rule.kinked(nd.a):
         return None
-    lo, hi = Fraction(0), Fraction(1)
-    if op == "leaky_relu":
-        a = Fraction(float(net.nodes[node].attrs["slope"]))
-        lo, hi = min(a, hi), max(a, hi)
-    elif op == "abs":
-        lo = Fraction(-1)
+    lo, hi = rule.clarke(nd.a)
     f = s if isinstance(s, Fraction) else Fraction(round(Fraction(float(s)) * 2 ** 30), 2 ** 30)
     entry["s"] = encode_rational(min(max(f, lo), hi))
     return entry
@@ -251,7 +253,7 @@ def _normalized_margin_claim(nm: Any, digits: int) -> dict[str, Any] | None:
     approx = Fraction(float(qmin) / float(n2) ** (float(L) / 2))
     g = Fraction(round_decimal(approx * (1 - Fraction(1, 10 ** (digits + 2))) if approx > 0 else approx * (1 + Fraction(1, 10 ** (digits + 2))), digits, up=False))
     for _ in range(60):
-        if C._normalized_margin_at_least(qmin, n2, L, g):
+        if C.normalized_margin_at_least(qmin, n2, L, g):
             return {"relation": ">=", "bound": str(g) if g.denominator == 1 else round_decimal(g, digits + 2, up=False)}
         g = g - abs(g) / 1000 - Fraction(1, 10 ** 12)
     return None  # pragma: no cover
@@ -358,8 +360,8 @@ def certify_kkt(net: Any, params: Any, X: Any, y: Any, *, multipliers: Sequence[
     claim_digits:
         Significant decimal digits of the claimed bounds (rounded outward from the exact values).
     self_check:
-        Re-check the finished certificate with :func:`check_certificate` (raises if a claim fails,
-        which would be a bug).
+        Cross-check the exact figures against the float engine (raises if they disagree beyond
+        rounding, which would be a bug in one of them).
 
     Returns the certificate as a dict (also written to ``out`` when given).
     """
@@ -368,7 +370,8 @@ def certify_kkt(net: Any, params: Any, X: Any, y: Any, *, multipliers: Sequence[
                     report=report, kkt_options=kkt_options, multiplier_bits=multiplier_bits, measured=measured)
     cert = _assemble("kkt", net, prop["params"], prop["X"], prop["y"], prop["lam"], prop["sels"], None,
                      inline=inline, encoding=encoding, out=Path(out) if out is not None else None)
-    return _finish(cert, out, claim_digits, prop["measured"], prop["seconds"], self_check)
+    return _finish(cert, out, claim_digits, prop["measured"], prop["seconds"], self_check, net, prop["params"],
+                   prop["X"], prop["y"])
 
 
 def _propose(net, params: Any, X: Any, y: Any, *, multipliers, kink_selections, normalize, report, kkt_options,
@@ -418,7 +421,8 @@ def _propose(net, params: Any, X: Any, y: Any, *, multipliers, kink_selections, 
     if normalize:
         point, _, nudges = _normalize(net, point, Xa, ya, L)
         measured_d["normalization_nudges"] = nudges
-    sels = [e for e in (_selection_entry(s, net, f"kink_selections[{i}]") for i, s in enumerate(sels_in)) if e]
+    cnet = C.Net(net.to_dict(), "network") if sels_in else None
+    sels = [e for e in (_selection_entry(s, net, f"kink_selections[{i}]", cnet) for i, s in enumerate(sels_in)) if e]
     return {"params": net.unflatten(point), "X": Xa, "y": ya, "lam": lam, "sels": sels, "measured": measured_d,
             "seconds": time.perf_counter() - t0}
 
@@ -435,37 +439,22 @@ def _assemble(kind: str, net, params: dict[str, np.ndarray], X: np.ndarray, y: n
 
 
 def _finish(cert: dict[str, Any], out: str | Path | None, digits: int, measured: dict[str, Any], t_float: float,
-            self_check: bool) -> dict[str, Any]:
+            self_check: bool, net=None, params: Mapping[str, np.ndarray] | None = None, X: np.ndarray | None = None,
+            y: np.ndarray | None = None, refutation: bool = False) -> dict[str, Any]:
     base = Path(out).resolve().parent if out is not None else Path.cwd()
     t1 = time.perf_counter()
-    # drop selections the exact pass does not use (pre-activation not exactly 0, or multiplier 0)
-    wit = cert["witnesses"]
-    for _ in range(1000):
-        try:
-            figs = C.evaluate(cert, base_dir=base)
-            break
-        except C.CertificateError as e:
-            # a float selection that is not a valid witness in exact arithmetic (e.g. max-pool weight on an
-            # entry that ties only up to rounding): drop it; the exact default derivative is used instead
-            m = re.match(r"witnesses\.kink_selections\[(\d+)\]", e.field)
-            if not m:
-                raise
-            del wit["kink_selections"][int(m.group(1))]
-            measured["selections_dropped"] = measured.get("selections_dropped", 0) + 1
-            if wit["kink_selections"]:
-                wit["sha256"]["kink_selections"] = sha256_json(wit["kink_selections"])
-            else:
-                del wit["kink_selections"], wit["sha256"]["kink_selections"]
-    if wit.get("kink_selections"):
-        used = _used_selections(cert, figs, "witnesses")
-        if len(used) != len(wit["kink_selections"]):
-            measured["selections_dropped"] = measured.get("selections_dropped", 0) + len(wit["kink_selections"]) - len(used)
-            wit["kink_selections"] = used
-            if used:
-                wit["sha256"]["kink_selections"] = sha256_json(used)
-            else:
-                del wit["kink_selections"]
-                del wit["sha256"]["kink_selections"]
+    # one exact evaluation; float selections that are not valid witnesses in exact arithmetic (e.g. a max-pool
+    # weight on an entry that ties only up to rounding) are reported by the checker and left out (the exact
+    # default derivative is used instead), then dropped from the file with the others the exact pass does not use
+    problems: list = []
+    figs = C.evaluate(cert, base_dir=base, selection_problems=problems)
+    if problems:
+        measured["selections_invalid"] = len(problems)
+    for lst, used in figs["used_selections"].items():
+        old = _selection_list(cert, lst)
+        if len(used) != len(old):
+            measured["selections_dropped"] = measured.get("selections_dropped", 0) + len(old) - len(used)
+            _replace_selections(cert, lst, [old[k] for k in used])
     values = figs["claim_values"]
     claims: dict[str, Any] = {"degree": {"relation": "=", "value": str(values["degree"])},
                               "relaxation": {"relation": "<=", "value": values["relaxation"]}}
@@ -473,14 +462,16 @@ def _finish(cert: dict[str, Any], out: str | Path | None, digits: int, measured:
     nm = _normalized_margin_claim(values.get("normalized_margin"), digits)
     if nm is not None:
         claims["normalized_margin"] = nm
-    failed: list[str] = []
     if cert["meta"]["kind"] == "embedding":
+        failed = [f"{name}: {figs['details'].get(name + '_detail', '')}"
+                  for name in ("isometry", "output_preserved", "gradient_commutes") if not values.get(name)]
+        if failed and not refutation:
+            raise CertifyError("the map is not a certifiable embedding: " + "; ".join(failed) + " (an embedding "
+                               "certificate must claim isometry, output_preserved and gradient_commutes)")
         for name in ("isometry", "output_preserved", "gradient_commutes"):
-            if name in values:
-                if values[name]:
-                    claims[name] = {"relation": "=", "value": True}
-                else:
-                    failed.append(f"{name}: {figs['details'].get(name + '_detail', '')}")
+            claims[name] = {"relation": "=", "value": True}
+        if failed:
+            measured["conditions_failing_exactly"] = failed
         claims.update(_claims(values, figs["details"], digits, prefix="wide_"))
     t_exact = time.perf_counter() - t1
     pub = figs["public"]
@@ -488,38 +479,62 @@ def _finish(cert: dict[str, Any], out: str | Path | None, digits: int, measured:
              if pub.get(k) is not None}
     measured.update({"exact": exact, "exact_kinks": len(pub["kinks"]), "seconds_float": round(t_float, 4),
                      "seconds_exact": round(t_exact, 4)})
-    if failed:
-        measured["conditions_not_claimed"] = failed
+    if self_check and net is not None:
+        measured["self_check"] = _cross_check(net, params, X, y, figs)
     cert["claims"] = claims
     cert["measured"] = _jsonable(measured)
     cert["meta"]["statement"] = _statement(cert["meta"]["kind"], claims)
-    if self_check:
-        res = C.check_certificate(cert, base_dir=base)
-        if not res.ok:  # pragma: no cover - would be a bug
-            raise CertifyError("internal error: the certificate just written fails its own check:\n" + res.summary())
     _write(cert, Path(out) if out is not None else None)
     return cert
 
 
-def _used_selections(cert: dict[str, Any], figs: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """Selections at exact kinks of samples with a positive multiplier (the others change nothing)."""
-    kinks = {(k["node"], k["sample"], tuple(k["unit"])) for k in figs["public"]["kinks"]}
-    lam = figs["lambda"]
-    rows = None
-    lst = cert["witnesses"]["kink_selections"] if where == "witnesses" else cert["embedding"]["wide_kink_selections"]
-    if where != "witnesses":
-        kinks = {(k["node"], k["sample"], tuple(k["unit"])) for k in figs["public"].get("wide_kinks", [])}
-    support_samples: set[int] = set()
-    if lam is not None:
-        n = figs["public"]["n"]
-        m = figs["public"]["m"]
-        per = m // n
-        rows = [(r // per) for r in range(m)] if per >= 1 else []
-        support_samples = {rows[r] for r, v in enumerate(lam) if v != 0}
-    out = []
-    for e in lst:
-        if (e["node"], e["sample"], tuple(e["unit"])) in kinks and (lam is None or e["sample"] in support_samples):
-            out.append(e)
+def _selection_list(cert: dict[str, Any], lst: str) -> list[dict[str, Any]]:
+    block = cert["witnesses"] if lst == "witnesses.kink_selections" else cert["embedding"]
+    return list(block.get("kink_selections" if lst == "witnesses.kink_selections" else "wide_kink_selections") or [])
+
+
+def _replace_selections(cert: dict[str, Any], lst: str, entries: list[dict[str, Any]]) -> None:
+    block = cert["witnesses"] if lst == "witnesses.kink_selections" else cert["embedding"]
+    key = "kink_selections" if lst == "witnesses.kink_selections" else "wide_kink_selections"
+    hashes = block.setdefault("sha256", {})
+    if entries:
+        block[key] = entries
+        hashes[key] = sha256_json(entries)
+    else:
+        block.pop(key, None)
+        hashes.pop(key, None)
+
+
+def _cross_check(net, params: Mapping[str, np.ndarray] | None, X: np.ndarray | None, y: np.ndarray | None,
+                 figs: Mapping[str, Any]) -> dict[str, Any]:
+    """The exact figures against the float engine (a different implementation, not a re-run of the checker).
+
+    Margins always; ``eps^2`` when no kink carries weight (then the float gradients are the h_r).
+    Disagreement beyond rounding (relative 1e-8 of the scale) is an internal error.
+    """
+    from ..numeric import margins_from, prepare, weighted_gradient_from
+
+    pub = figs["public"]
+    fp, cons = prepare(net, params, X, y)
+    qf = margins_from(fp, cons)
+    qe = np.array([float(v) for v in pub["margins"]])
+    scale = 1.0 + float(np.max(np.abs(qf))) if qf.size else 1.0
+    dq = float(np.max(np.abs(qf - qe))) / scale if qf.size else 0.0
+    out: dict[str, Any] = {"against": "verifier.numeric (float64)", "margins_rel_diff": dq}
+    if dq > 1e-8:
+        raise CertifyError(f"internal error: exact and float margins differ by {dq:.3g} (relative); the certificate "
+                           "was not written")
+    if figs["lambda"] is not None and pub["relaxation"] == "none":
+        lam = np.array([float(v) for v in figs["lambda"]])
+        theta = net.flatten(params)
+        v = weighted_gradient_from(fp, cons, lam)
+        e2 = float(np.sum((theta - v) ** 2))
+        sc = float(np.sum(theta ** 2) + np.sum(v ** 2)) + 1e-300
+        de = abs(e2 - float(pub["eps2"])) / sc
+        out["eps2_rel_diff"] = de
+        if de > 1e-8:
+            raise CertifyError(f"internal error: exact and float eps^2 differ by {de:.3g} (relative); the certificate "
+                               "was not written")
     return out
 
 
@@ -528,7 +543,7 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
                       normalize: bool = True, report: Any = None, kkt_options: Mapping[str, Any] | None = None,
                       out: str | Path | None = None, inline: bool = True, encoding: str = "auto",
                       claim_digits: int = 6, multiplier_bits: int = 50, self_check: bool = True,
-                      measured: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      measured: Mapping[str, Any] | None = None, refutation: bool = False) -> dict[str, Any]:
     """An embedding certificate: ``T`` is an isometry, ``Phi~(T theta) = Phi(theta)`` on the data, and
     ``T theta`` is an ``(eps, delta)``-KKT point of the wide network with the same multipliers.
 
@@ -538,8 +553,10 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
     have rational entries.  Multipliers and kink selections are found and rounded as in
     :func:`certify_kkt`; the wide network's selections are their images under the unit map.
 
-    Conditions that fail exactly (e.g. ratios with ``sum alpha^2 != 1``) are not claimed; they
-    are listed under ``measured.conditions_not_claimed``.
+    A map for which a condition fails exactly (e.g. ratios with ``sum alpha^2 != 1``) is refused with
+    :class:`CertifyError` naming it: an embedding certificate must claim all three conditions.  With
+    ``refutation=True`` the certificate is written anyway, claiming the conditions, so that
+    ``check-cert`` documents exactly which one fails (exit status 1; used for counterexamples).
     """
     net = _as_network(net)
     if embedding is None:
@@ -574,7 +591,8 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
     meas = prop["measured"]
     if embedding.warnings:
         meas["embedding_warnings"] = list(embedding.warnings)
-    return _finish(cert, out, claim_digits, meas, prop["seconds"], self_check)
+    return _finish(cert, out, claim_digits, meas, prop["seconds"], self_check, net, prop["params"], prop["X"],
+                   prop["y"], refutation=refutation)
 
 
 def _exact_entry(v: Any, r: int, c: int) -> Fraction:
