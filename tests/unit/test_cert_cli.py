@@ -77,3 +77,26 @@ def test_false_claim_exit_1_and_bad_inputs_exit_2(files, capsys, tmp_path):
     assert main(["certify", "embed", *_args(files), "--split", "layer=1,frob=2", "--out", str(tmp_path / "x.json")]) == 2
     assert "unknown key 'frob'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r")]) == 2
+
+
+def test_certify_refuses_a_bad_out_before_the_work(tmp_path):
+    # the output path is checked first: an input as --out, or a missing folder, is one line and exit 2
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    import verifier
+
+    net = verifier.mlp([2, 2, 1])
+    net.to_json(tmp_path / "net.json")
+    np.savez(tmp_path / "p.npz", W1=np.eye(2), W2=np.ones((1, 2)))
+    np.savez(tmp_path / "d.npz", X=np.array([[1.0, 0.0], [0.0, 1.0]]), y=np.array([1.0, 1.0]))
+    before = (tmp_path / "d.npz").read_bytes()
+    for out in (tmp_path / "d.npz", tmp_path / "missing" / "c.json", tmp_path):
+        r = subprocess.run([sys.executable, "-m", "verifier", "certify", "kkt", "--net", str(tmp_path / "net.json"),
+                            "--params", str(tmp_path / "p.npz"), "--data", str(tmp_path / "d.npz"), "--out", str(out)],
+                           capture_output=True, text=True)
+        assert r.returncode == 2, (out, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert (tmp_path / "d.npz").read_bytes() == before  # the input was not overwritten

@@ -10,6 +10,8 @@ import jsonschema
 import numpy as np
 import pytest
 
+from verifier.errors import VerifierError
+
 import verifier
 from verifier.certificates import (SCHEMA_PATH, CertifyError, certify_embedding, certify_kkt, check_certificate,
                                    parse_split)
@@ -175,9 +177,11 @@ def test_irrational_split_is_refused(trained):
 
 def test_parse_split():
     assert parse_split("layer=1,neuron=3,ratios=3/5,4/5") == {"layer": 1, "neuron": 3, "ratios": ["3/5", "4/5"]}
-    assert parse_split("channel=1,ratios=1/3,2/3,2/3") == {"channel": 1, "ratios": ["1/3", "2/3", "2/3"], "layer": 1}
-    for bad in ("", "layer=1,foo=2", "neuron=x", "layer=1,neuron=1,neuron=2", "3/5"):
-        with pytest.raises(CertifyError):
+    assert parse_split("layer=1,channel=1,ratios=1/3,2/3,2/3") == {"layer": 1, "channel": 1,
+                                                                      "ratios": ["1/3", "2/3", "2/3"]}
+    # one grammar with `verifier embed --split`: layer is required there and here
+    for bad in ("", "layer=1,foo=2", "neuron=x", "layer=1,neuron=1,neuron=2", "3/5", "channel=1,ratios=1/3,2/3,2/3"):
+        with pytest.raises(VerifierError):
             parse_split(bad)
 
 

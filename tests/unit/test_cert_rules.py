@@ -22,13 +22,11 @@ NON_HOMOGENEOUS = {"sigmoid", "tanh"}
 
 
 def test_checker_covers_every_homogeneous_registry_op():
-    # On this branch the registry may not have two_slope yet; the checker already does.  Once the op lands
-    # in verifier.ops this becomes an equality (the lead tightens the assertion at merge).
+    # the checker's op set equals the registry's homogeneous ops: adding an op without its exact rule fails here
     from verifier.ops import REGISTRY
 
     wanted = set(REGISTRY) - NON_HOMOGENEOUS
-    assert wanted <= set(C.OPS), f"ops without a checker rule: {sorted(wanted - set(C.OPS))}"
-    assert set(C.OPS) - set(REGISTRY) <= {"two_slope"}, sorted(set(C.OPS) - set(REGISTRY))
+    assert set(C.OPS) == wanted, (sorted(wanted - set(C.OPS)), sorted(set(C.OPS) - wanted))
     assert set(C.OPS) == set(C.RULES) and not (set(C.OPS) & NON_HOMOGENEOUS)
 
 

@@ -216,8 +216,10 @@ def _store(net, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray, *, 
     out.parent.mkdir(parents=True, exist_ok=True)
     ppath = out.parent / f"{stem}.params.npz"
     dpath = out.parent / f"{stem}.data.npz"
-    np.savez(ppath, **{p: np.asarray(params[p], dtype=np.float64) for p in net.param_names})
-    np.savez(dpath, X=np.asarray(X, dtype=np.float64), y=np.asarray(y).astype(np.int64))
+    from ..io import atomic_write
+
+    atomic_write(ppath, lambda f: np.savez(f, **{p: np.asarray(params[p], dtype=np.float64) for p in net.param_names}))
+    atomic_write(dpath, lambda f: np.savez(f, X=np.asarray(X, dtype=np.float64), y=np.asarray(y).astype(np.int64)))
     return ({"path": ppath.name, "sha256": sha256_file(ppath)}, {"path": dpath.name, "sha256": sha256_file(dpath)})
 
 
@@ -292,8 +294,10 @@ def _normalize(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray, L: Any) -> 
 
 def _write(cert: dict[str, Any], out: Path | None) -> None:
     if out is not None:
+        from ..io import atomic_write_text
+
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(cert, indent=1) + "\n")
+        atomic_write_text(out, json.dumps(cert, indent=1) + "\n")
 
 
 def _as_network(net: Any):
@@ -650,63 +654,18 @@ def _map_selections(sels: list[dict[str, Any]], emb: Any, rows: list[int], cols:
 
 
 def parse_split(text: str) -> dict[str, Any]:
-    """``"layer=1,neuron=3,ratios=3/5,4/5"`` -> ``{"layer": 1, "neuron": 3, "ratios": ["3/5", "4/5"]}``.
-
-    Keys: ``layer`` (number or node name), ``neuron`` or ``channel`` (0-based unit), ``ratios`` (the
-    values after it, comma-separated, until the next ``key=``), or ``in_ratios=...,out_ratios=...``
-    (an output-preserving rescale), or ``zero=COUNT`` (also ``count=COUNT``) for zero units; the
-    same grammar as ``verifier embed --split``.
+    """The split grammar of ``verifier embed --split`` (one grammar: :func:`verifier.embed.spec.parse_split`).
 
     >>> parse_split("layer=1,neuron=3,ratios=3/5,4/5")
     {'layer': 1, 'neuron': 3, 'ratios': ['3/5', '4/5']}
-    >>> parse_split("layer=fc2,zero=2")
-    {'layer': 'fc2', 'zero': 2}
     """
-    if not isinstance(text, str) or not text.strip():
-        raise CertifyError(f"split={text!r}: expected e.g. 'layer=1,neuron=3,ratios=3/5,4/5'")
-    out: dict[str, Any] = {}
-    key = None
-    for part in text.split(","):
-        part = part.strip()
-        if "=" in part:
-            key, _, val = part.partition("=")
-            key = key.strip()
-            val = val.strip()
-            if key == "count":
-                key = "zero"
-            if key not in ("layer", "neuron", "channel", "ratios", "in_ratios", "out_ratios", "zero"):
-                raise CertifyError(f"split: unknown key {key!r}; valid: layer, neuron, channel, ratios, in_ratios, "
-                                   "out_ratios, zero")
-            if key in out:
-                raise CertifyError(f"split: key {key!r} given twice")
-            if key in ("ratios", "in_ratios", "out_ratios"):
-                out[key] = [val]
-            elif key == "layer":
-                out[key] = int(val) if val.lstrip("-").isdigit() else val
-            else:
-                if not val.lstrip("-").isdigit():
-                    raise CertifyError(f"split: {key}={val!r} must be an integer")
-                out[key] = int(val)
-        elif key in ("ratios", "in_ratios", "out_ratios") and part:
-            out[key].append(part)
-        else:
-            raise CertifyError(f"split: cannot read {part!r} in {text!r}; expected e.g. 'layer=1,neuron=3,ratios=3/5,4/5'")
-    if "layer" not in out:
-        out["layer"] = 1
-    return out
+    from ..embed.spec import parse_split as _parse
+
+    return _parse(text, option="split")
 
 
 def make_split(net, split: Any):
     """An :class:`~verifier.embed.Embedding` of ``net`` from a split string or dict (see :func:`parse_split`)."""
-    from .. import embed
+    from ..embed.spec import make_embedding
 
-    spec = parse_split(split) if isinstance(split, str) else dict(split)
-    layer = spec.get("layer", 1)
-    if "zero" in spec:
-        return embed.add_zero_neuron(net, None, layer=layer, count=spec["zero"])
-    kw = {k: spec[k] for k in ("ratios", "in_ratios", "out_ratios") if k in spec}
-    if "neuron" in spec:
-        return embed.neuron_split(net, None, layer=layer, neuron=spec["neuron"], **kw)
-    if "channel" in spec:
-        return embed.channel_split(net, None, layer=layer, channel=spec["channel"], **kw)
-    raise CertifyError(f"split {split!r} names no unit: give neuron=J, channel=C or zero=COUNT")
+    return make_embedding(net, None, split, option="split")

@@ -71,7 +71,10 @@ def _kkt_options(args: argparse.Namespace) -> dict:
 
 def _certify(args: argparse.Namespace) -> int:
     from ..certificates import certify_embedding, certify_kkt
+    from ..io import check_output_path
 
+    # refused before the work: a missing folder, a folder as --out, an output that is one of the inputs
+    check_output_path(args.out, option="--out", inputs=[args.net, args.params, args.data])
     net, params, X, y = _load_inputs(args)
     common = dict(normalize=not args.no_normalize, kkt_options=_kkt_options(args), out=args.out,
                   inline=not args.external, encoding=args.encoding, claim_digits=args.digits)

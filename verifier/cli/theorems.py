@@ -123,7 +123,7 @@ def _check(args: argparse.Namespace) -> int:
         n_shards = 2 if args.workers is None else args.workers
         res = parallel_search(t.name, examples=args.examples, seed=args.seed, workers=n_shards,
                               scheduler=args.scheduler, shrink_budget=args.shrink_budget, keep=max(args.certify, 0),
-                              **tols)
+                              **tols)  # type: ignore[arg-type]  # tolerances are floats; mypy cannot tell them from the flags
         plan = shards(res.examples, seed=args.seed, workers=n_shards)
         print(f"{len(plan)} shard(s) on dask: " + ", ".join(f"{nk} from seed {sk}" for nk, sk in plan))
     else:

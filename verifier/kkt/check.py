@@ -252,7 +252,7 @@ def check_kkt(
     qmin0 = float(q.min())
     log2_factor = e * L + f * float(Lx_of(net) or 0)  # q(theta; X) = 2^log2_factor * q(theta_0; X')
     qmin = _ldexp_float(qmin0, log2_factor)
-    base = dict(norm=norm, tol=tol_f, kink_tol=kt, degree=deg_out, n_samples=int(cons.n),
+    base: dict[str, Any] = dict(norm=norm, tol=tol_f, kink_tol=kt, degree=deg_out, n_samples=int(cons.n),
                 n_constraints=int(m), num_params=int(net.num_params), min_margin=qmin)
     tn0 = _norms.primal(theta, norm)
     scale0 = qmin0 ** (1.0 / L) if qmin0 > 0 else 0.0
@@ -493,14 +493,15 @@ def _solve_dual(fp: ForwardPass, cons: Constraints, qh: np.ndarray, c: np.ndarra
     """
     net = fp.net
     m = cons.m
-    pieces = build_pieces(fp, cons, ks, kt) if ks else None
+    pieces = build_pieces(fp, cons, ks, kt) if (ks and kt is not None) else None
     K = pieces.K if pieces is not None else 0
     D = pieces.D if pieces is not None else np.zeros((0, net.num_params))
-    A = slot_constraints(pieces.slots, m, K) if K else None
+    A = slot_constraints(pieces.slots, m, K) if (pieces is not None and K) else None
 
     smooth_l2 = norm == "l2" and K == 0
     if solver == "nnls" and not smooth_l2:
-        why = f"norm={norm!r}" if norm != "l2" else f"{len(pieces.slots)} kinked constraint(s) need subgradient selections"
+        nk = len(pieces.slots) if pieces is not None else 0
+        why = f"norm={norm!r}" if norm != "l2" else f"{nk} kinked constraint(s) need subgradient selections"
         raise KKTError(f"solver='nnls' solves only the smooth l2 dual ({why}); use solver='auto', 'clarabel' or 'osqp'")
     use = "nnls" if smooth_l2 and solver in ("auto", "nnls", "working-set") else ("osqp" if solver == "osqp" else "clarabel")
 
@@ -540,7 +541,7 @@ def _solve_dual(fp: ForwardPass, cons: Constraints, qh: np.ndarray, c: np.ndarra
     lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
     if pieces is not None and K:
         w = project(pieces.slots, lam, w)
-    if smooth_l2:
+    if smooth_l2 and G is not None:
         lam = refine(G, c, lam, tsq)
 
     def evaluate(lv: np.ndarray, wv: np.ndarray) -> dict[str, Any]:

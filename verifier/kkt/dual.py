@@ -217,6 +217,8 @@ def solve_cvxpy(
     if F is not None:
         quad = cp.sum_squares(F @ z) if F.shape[0] else 0
     else:
+        if B is None:
+            raise KKTError("solve_cvxpy needs a factor F (l2) or the rows B (l1 / l_inf)")
         v = B.T @ z
         quad = cp.square(cp.norm_inf(v) if norm == "l1" else cp.norm1(v) if norm == "linf" else cp.norm2(v))
     prob = cp.Problem(cp.Maximize(lin @ z - w2 * quad), cons)
