@@ -5,7 +5,7 @@ full-batch gradient descent on the exponential loss and the loss-adaptive step o
 :func:`verifier.train`, and prints at each checkpoint the loss, the normalised
 margin ``min_i q_i / ||theta||^L`` and how far the normalised point
 ``theta_hat`` is from a KKT point of the max-margin problem (``eps_rel``,
-``delta_rel`` from :func:`verifier.check_kkt`, MATH.md section 3).  Both should
+``delta_rel`` from :func:`verifier.check_kkt`, docs/math.md section 3).  Both should
 fall while the margin rises.
 
     python examples/training_trend.py [--steps 20000] [--checkpoints 8] [--data xor|linear]

@@ -1,4 +1,4 @@
-"""KKT embedding under channel splitting in convolutional networks (MATH.md section 7).
+"""KKT embedding under channel splitting in convolutional networks (docs/math.md section 10).
 
 Splitting output channel ``c`` of a convolution into copies with ratios
 ``alpha_k > 0``, ``sum alpha_k^2 = 1`` (filter ``alpha_k W_l[c]``, and the next
@@ -97,7 +97,7 @@ THEOREM = Theorem(
                "one-homogeneous": "z^2 activations after the convolutions",
                "l2-margin": "the l_inf max-margin problem"},
     default_examples=50,
-    references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "MATH.md section 7"],
+    references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "docs/math.md section 10"],
 )
 
 THEOREMS = [THEOREM]

@@ -228,7 +228,7 @@ THEOREM = Theorem(
     strategy=_instances,
     tolerances={"scaling": 1e-9},
     default_examples=100,
-    references=["MATH.md section 1"],
+    references=["docs/math.md section 1"],
 )
 
 THEOREMS = [THEOREM]

@@ -4,7 +4,7 @@ At a feasible, normalised ``theta`` (smallest margin 1) with gradients ``h_i``
 of the margins and *any* ``lambda >= 0``, with ``c_i = 1 - q_i + L q_i``,
 ``D(lambda) = sum lambda_i c_i - 1/2 lambda^T G lambda`` (``G = H H^T``),
 ``eps = ||theta - sum lambda_i h_i||`` and ``delta = sum lambda_i (q_i - 1)``
-(MATH.md section 4; it needs Euler's identity ``<h_i, theta> = L q_i``).
+(docs/math.md sections 4-5; it needs Euler's identity ``<h_i, theta> = L q_i``).
 
 Two independent routes meet: the left side from the Gram matrix built
 without a Jacobian (:func:`~verifier.numeric.gram_from`), the right side from
@@ -127,7 +127,7 @@ THEOREM = Theorem(
     strategy=_instances,
     tolerances={"identity": 1e-9, "report": 1e-7},
     default_examples=100,
-    references=["MATH.md section 4"],
+    references=["docs/math.md sections 4-5"],
 )
 
 THEOREMS = [THEOREM]

@@ -140,7 +140,7 @@ THEOREM = Theorem(
     tolerances={"euler": 1e-10, "scaling": 1e-10},
     negatable={"homogeneous": "MLPs with a bias in every layer, claimed degree = number of layers"},
     default_examples=300,
-    references=["MATH.md section 1", "Lyu & Li 2020, Theorem B.2"],
+    references=["docs/math.md section 1", "Lyu & Li 2020, Theorem B.2"],
 )
 
 THEOREMS = [THEOREM]

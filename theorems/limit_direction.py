@@ -102,7 +102,7 @@ THEOREM = Theorem(
     negatable={"gradient-descent": "sign descent (steepest descent in l_inf) with the same schedule"},
     default_examples=20,
     references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "Lyu & Li 2020", "Ji & Telgarsky 2020",
-                "MATH.md section 7"],
+                "docs/math.md section 10"],
 )
 
 THEOREMS = [THEOREM]

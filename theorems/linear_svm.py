@@ -180,7 +180,7 @@ THEOREM = Theorem(
     strategy=_instances,
     tolerances={"kkt": 1e-6, "multipliers": 1e-6, "direction": 1e-4},
     default_examples=100,
-    references=["MATH.md sections 2-4"],
+    references=["docs/math.md sections 2-5"],
 )
 
 THEOREMS = [THEOREM]

@@ -101,7 +101,7 @@ THEOREM = Theorem(
     strategy=_instances,
     tolerances={"trend": 0.95, "margin": 1.0},
     default_examples=10,
-    references=["Lyu & Li 2020 (arXiv 1906.05890), Theorems 4.1 and 4.4", "MATH.md section 3"],
+    references=["Lyu & Li 2020 (arXiv 1906.05890), Theorems 4.1 and 4.4", "docs/math.md section 3"],
 )
 
 THEOREMS = [THEOREM]

@@ -1,4 +1,4 @@
-"""KKT embedding under neuron splitting (Zhang, Zhang & Luo 2025; MATH.md section 7).
+"""KKT embedding under neuron splitting (Zhang, Zhang & Luo 2025; docs/math.md section 10).
 
 Splitting hidden neuron ``j`` of layer ``l`` into copies with ratios
 ``alpha_k > 0``, ``sum alpha_k^2 = 1`` (copy ``k``: incoming row
@@ -172,7 +172,7 @@ def _make(name: str, title: str, depths: tuple[int, ...], examples: int) -> Theo
         strategy=lambda drop=None, **kw: _instances(drop, depths=depths, **kw),
         tolerances={"function": 1e-9, "kkt": 1e-6},
         negatable=NEGATABLE, default_examples=examples,
-        references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "MATH.md section 7"],
+        references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "docs/math.md section 10"],
     )
 
 

@@ -5,7 +5,7 @@ If ``T`` is an isometry with ``Phi~(T theta) = Phi(theta)`` and
 ``ell~(T theta) = ell(theta)`` and ``grad ell~(T theta) = T grad ell(theta)``,
 so a gradient step from ``T theta_k`` lands on ``T theta_{k+1}`` for every
 step size, and the gradient flow from ``T theta_0`` is ``T theta(t)``
-(MATH.md section 7).  Coordinate-wise methods do not commute with ``T``:
+(docs/math.md section 10).  Coordinate-wise methods do not commute with ``T``:
 sign descent, coordinate descent and Adam (the known-false claims
 ``sign-descent-trajectory`` and ``adam-trajectory`` in :mod:`theorems.false_claims`).
 
@@ -139,7 +139,7 @@ GD = Theorem(
     negatable={"gradient-descent": "sign descent, Adam or coordinate descent with the same step",
                "isometric-ratios": "output-preserving but non-isometric rescales"},
     default_examples=100,
-    references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "MATH.md section 7"],
+    references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "docs/math.md section 10"],
 )
 
 FLOW = Theorem(
@@ -154,7 +154,7 @@ FLOW = Theorem(
     tolerances={"trajectory": 1e-6},
     negatable={"isometric-ratios": "output-preserving but non-isometric rescales"},
     default_examples=30,
-    references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "MATH.md section 7"],
+    references=["Zhang, Zhang & Luo 2025 (arXiv 2505.12419)", "docs/math.md section 10"],
 )
 
 THEOREM = GD

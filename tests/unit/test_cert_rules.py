@@ -137,7 +137,7 @@ def test_two_slope_attributes_are_validated():
 
 
 # ---------------------------------------------------------------------------
-# one definition of "exact" (MATH.md section 5)
+# one definition of "exact" (docs/math.md section 7)
 # ---------------------------------------------------------------------------
 def _nets():
     yield verifier.mlp([2, 3, 1])

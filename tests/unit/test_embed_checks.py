@@ -1,4 +1,4 @@
-"""check_embedding: every condition of MATH.md section 7, passing where the theorem applies and
+"""check_embedding: every condition of docs/math.md section 10, passing where the theorem applies and
 failing, with the reason, where an assumption is dropped.
 
 Oracles: an independent numpy gradient descent with a hand-written gradient (two-layer ReLU,

@@ -1,4 +1,4 @@
-"""The one definition of the "exact" relaxation level (MATH.md section 5), against limiting gradients.
+"""The one definition of the "exact" relaxation level (docs/math.md section 7), against limiting gradients.
 
 Oracle: the Clarke subdifferential is the convex hull of limits of gradients at
 nearby differentiable points.  At a point with kinks we sample gradients at

@@ -1,4 +1,4 @@
-"""Kinks (MATH.md section 5): a hand-built two-layer ReLU KKT point that needs a Clarke selection.
+"""Kinks (docs/math.md section 7): a hand-built two-layer ReLU KKT point that needs a Clarke selection.
 
 Construction (c = 3/5): x_A = (1, 0), x_B = (-3/5, 4/5) (so <x_A, x_B> = -c),
 both labelled +1.  Neuron 1 has w_1 = lam a (x_A + c x_B) (orthogonal to x_B:

@@ -1,4 +1,4 @@
-"""General norms (MATH.md section 6) on the linear model, against linear programs.
+"""General norms (docs/math.md section 9) on the linear model, against linear programs.
 
 For ``Phi = <w, x>`` the l1 / l_inf max-margin problems are linear programs
 (``min ||w||_1`` or ``min ||w||_inf`` s.t. ``y_i <x_i, w> >= 1``), solved here

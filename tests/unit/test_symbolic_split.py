@@ -1,4 +1,4 @@
-"""Neuron splitting shown symbolically (MATH.md section 7).
+"""Neuron splitting shown symbolically (docs/math.md section 10).
 
 Oracles: the numeric forward pass, margins Jacobian and norms of the wide
 network built by the split, evaluated at concrete ratios; closed forms for

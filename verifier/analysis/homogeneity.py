@@ -1,6 +1,6 @@
 """Homogeneity calculus: one degree rule per op, composed by a walk over the graph.
 
-The same walk serves two analyses (MATH.md section 1):
+The same walk serves two analyses (docs/math.md section 1):
 
 * :func:`node_degrees`: every parameter tensor has degree 1; an ``add`` (or
   ``bias``) whose summands disagree raises :class:`NotHomogeneousError` naming

@@ -5,7 +5,7 @@ network on this data, witnessed by these multipliers" (``kind = "kkt"``), or
 additionally "this map T embeds them into that wider network" (``kind =
 "embedding"``).  Anyone can re-check it with :func:`check_certificate` (or
 ``verifier check-cert FILE``), which recomputes every figure in exact
-rational arithmetic without using the code that produced it (MATH.md
+rational arithmetic without using the code that produced it (docs/math.md
 section 8).  The format is described in :mod:`verifier.certificates.format`
 and ``schema.json``.
 

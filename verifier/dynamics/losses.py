@@ -1,6 +1,6 @@
 """Exponential and logistic (cross-entropy) losses of the margins, computed in log space.
 
-With margins ``q_r`` (MATH.md section 2; one row per constraint, multiclass has
+With margins ``q_r`` (docs/math.md section 2; one row per constraint, multiclass has
 one row per wrong class) the losses are
 
 * ``"exp"``:      ``loss = sum_r exp(-q_r)`` (Lyu & Li's exponential loss, multiclass

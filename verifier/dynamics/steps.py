@@ -2,7 +2,7 @@
 in the l2, l_inf and l1 norms) and Adam; :func:`iterates` runs them.
 
 Steepest descent with respect to a norm ``||.||`` (Gunasekar et al. 2018; Tsilivis,
-Vardi & Kempe 2024, MATH.md section 6) moves along
+Vardi & Kempe 2024, docs/math.md section 9) moves along
 
     d(g) = argmin_u <g, u> + 1/2 ||u||^2  (negated)  =  ||g||_* . s(g),   s(g) in argmax_{||s|| <= 1} <s, g>,
 
@@ -18,7 +18,7 @@ and updates ``theta <- theta - lr * d(g)``.  So ``<g, d> = ||g||_*^2`` for every
   ``eps = 1e-8``: ``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)``.
 
 Gradient descent commutes with every linear isometry ``T`` (``d(T^T g~) = T^T d(g~)`` when
-``g~ = T g``); the coordinate-wise rules do not (MATH.md section 7).
+``g~ = T g``); the coordinate-wise rules do not (docs/math.md section 10).
 
 >>> import numpy as np
 >>> steepest_direction(np.array([3.0, -1.0]), "sign").tolist()

@@ -36,7 +36,7 @@ History
 One dict per recorded step (step 0, and the steps chosen by ``history_every`` -- by default
 about 100 entries --, ``kkt_every`` and ``checkpoint_every``; each is ``None``, an integer ``N``
 meaning every ``N`` steps plus the first and the last, or a list of step numbers): ``step``, ``loss``,
-``log_loss``, ``min_margin``, ``normalized_margin`` (``min q / ||theta||_2^L``, MATH.md
+``log_loss``, ``min_margin``, ``normalized_margin`` (``min q / ||theta||_2^L``, docs/math.md
 section 2), ``smoothed_margin`` (Lyu & Li's ``log(1/ell) / ||theta||^L`` for exp,
 ``log(1/(exp(ell) - 1)) / ||theta||^L`` for logistic), ``norm`` (``||theta||_2``), ``step_size``
 (the last accepted step on ``log(ell)``, i.e. ``eta_t * ell``), ``log_lr_loss`` (``log(eta_t)``, the

@@ -1,4 +1,4 @@
-"""Embeddings of a network into a wider one, and the checks of MATH.md section 7.
+"""Embeddings of a network into a wider one, and the checks of docs/math.md section 10.
 
 * :func:`neuron_split` / :func:`channel_split`: split a hidden unit into copies with
   ratios ``alpha_k > 0``, ``sum alpha_k^2 = 1`` (an isometry ``T`` with

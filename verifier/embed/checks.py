@@ -1,4 +1,4 @@
-"""The checks of an embedding (MATH.md section 7), each with its figure and, on failure, the reason.
+"""The checks of an embedding (docs/math.md section 10), each with its figure and, on failure, the reason.
 
 =================  ==============================================================  =========================
 check              condition                                                       figure
@@ -556,7 +556,7 @@ def check_kkt_transfer(emb: Embedding, params: Any, X: Any, y: Any, *, tol: floa
 
 
 def _gap_with(net, theta_hat: np.ndarray, X: Any, y: Any, lam: np.ndarray) -> float | None:
-    """Duality gap ``1/2 ||theta||^2 - D(lambda)`` of ``lam`` at ``theta_hat`` (MATH.md section 4)."""
+    """Duality gap ``1/2 ||theta||^2 - D(lambda)`` of ``lam`` at ``theta_hat`` (docs/math.md sections 4-5)."""
     from ..numeric import gram_from, margins_from, prepare
 
     try:
@@ -623,7 +623,7 @@ def check_embedding(
     trajectory_start: Any = "auto",
     flow_max_evals: int = 20_000,
 ) -> EmbeddingReport:
-    """Run the checks of MATH.md section 7 on ``emb`` at narrow parameters ``params`` (default ``emb.params``).
+    """Run the checks of docs/math.md section 10 on ``emb`` at narrow parameters ``params`` (default ``emb.params``).
 
     ``checks`` selects among ``isometry, function, gradient, kkt, gd_trajectory, flow_trajectory,
     direction`` (the last four need labelled data ``X, y``).  Tolerances (all relative):

@@ -1,4 +1,4 @@
-"""Embedding maps ``T: R^P -> R^P~`` of a network into a wider one (MATH.md section 7).
+"""Embedding maps ``T: R^P -> R^P~`` of a network into a wider one (docs/math.md section 10).
 
 Neuron splitting (dense layers) and channel splitting (convolutions) are
 built by *network surgery*: the wide network is the narrow one's node list

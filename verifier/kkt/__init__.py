@@ -1,4 +1,4 @@
-"""KKT verification for the max-margin problem of homogeneous networks (MATH.md sections 2-6).
+"""KKT verification for the max-margin problem of homogeneous networks (docs/math.md sections 2-9).
 
 >>> import numpy as np, verifier
 >>> net = verifier.mlp([2, 1], activation="identity")

@@ -159,7 +159,7 @@ def check_kkt(
     """Check whether ``params`` is a KKT point of ``min 1/2||theta||^2 s.t. q_i(theta) >= 1``.
 
     The point is first normalised (``theta_hat = theta / (min q)^(1/L)``);
-    the tangent dual (MATH.md section 4) is solved for multipliers
+    the tangent dual (docs/math.md sections 4-5) is solved for multipliers
     ``lambda >= 0`` and the report gives ``(eps, delta)``, their relative
     versions, the duality gap and the checks ``gap = eps^2/2 + delta`` and
     ``sum lambda = ||theta_hat||^2 / L``.
@@ -172,12 +172,15 @@ def check_kkt(
         (``+-1`` for one output, ``0..C-1`` for ``C`` outputs).
     norm
         ``"l2"`` (default; only Gram blocks are formed), ``"l1"`` or
-        ``"linf"`` (MATH.md section 6; these form the ``m x P`` Jacobian).
+        ``"linf"`` (docs/math.md section 9; these form the ``m x P`` Jacobian).
     tol
         Verdict ``"kkt"`` iff ``eps_rel <= tol`` and ``delta_rel <= tol``.
     kink_tol
-        Pre-activations with ``|z| <= kink_tol`` at ``theta_hat`` (absolute)
-        are kinks with Clarke / chain-rule subgradient intervals;
+        Pre-activations with ``|z| <= kink_tol * s`` at ``theta_hat``, ``s`` the
+        largest ``|z|`` of that node for that sample (relative, so rescaling
+        data or layers changes nothing; :func:`verifier.numeric.kinks_from`),
+        are kinks with Clarke / chain-rule subgradient intervals; only kinks
+        whose selection can change a gradient count (``report.kinks_found``);
         ``None`` switches kink handling off (the engine's derivative
         convention ``relu'(0) = 0`` is used everywhere).
     solver

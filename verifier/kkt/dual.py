@@ -1,4 +1,4 @@
-"""Solvers for the tangent dual (MATH.md section 4).
+"""Solvers for the tangent dual (docs/math.md sections 4-5).
 
     maximize  D(lambda) = sum_i lambda_i c_i - 1/2 lambda^T G lambda,   lambda >= 0,
 

@@ -1,4 +1,4 @@
-"""Subgradients at kinks (MATH.md section 5).
+"""Subgradients at kinks (docs/math.md section 7).
 
 A pre-activation within ``kink_tol`` of 0 (or a max-pooling window whose two
 largest entries are within ``kink_tol``) is treated as a kink.  For a margin
@@ -132,7 +132,7 @@ def _consumers(net, name: str) -> list[str]:
 def exact_structure(net, node: str) -> bool:
     """True when ``node`` is a kinked elementwise activation in the *first hidden layer of a dense net*.
 
-    That is (MATH.md section 5): ``input -> dense [-> bias] -> node``, where the
+    That is (docs/math.md section 7): ``input -> dense [-> bias] -> node``, where the
     dense op gives each unit its own weight row (``unit_params == "row"``), the
     optional bias its own entry (``"bias"``), and each of them feeds only the
     next node of this chain (so a pre-activation reaches no other kinked op).
@@ -153,7 +153,7 @@ def exact_structure(net, node: str) -> bool:
 
 
 def exact_relaxation(net, kink_nodes_of_sample: dict[int, set[str]], samples: Any) -> bool:
-    """The one definition of the "exact" relaxation level (MATH.md section 5).
+    """The one definition of the "exact" relaxation level (docs/math.md section 7).
 
     The chain-rule subgradients of the margins of ``samples`` (those carrying a
     positive multiplier) are the Clarke subdifferential when, for each of these
@@ -616,7 +616,7 @@ def fixed_selection(slots: list[Slot], lam: np.ndarray, w: np.ndarray, K: int, *
 
     Rows with ``lambda = 0`` get the default selection (``F = 0``).  Every
     ``F`` returned is a valid selection, so ``h_r(F)`` is a subgradient of
-    the row's margin (MATH.md section 5) whatever ``snap_tol`` is.  Returns
+    the row's margin (docs/math.md section 7) whatever ``snap_tol`` is.  Returns
     ``(F, number of values snapped)``.
 
     >>> sl = [Slot(0, "interval", [0], lo=0.0, hi=1.0, s0=0.0, ends=(0.0, 1.0))]

@@ -1,4 +1,4 @@
-"""Norms for the flavours of margin (MATH.md section 6).
+"""Norms for the flavours of margin (docs/math.md section 9).
 
 For a norm ``||.||`` on parameters the generalised stationarity condition is
 ``v = sum_i lambda_i h_i in d(1/2 ||.||^2)(theta)``, the set of ``g`` with

@@ -26,7 +26,7 @@ def _json_safe(value: Any) -> Any:
 
 @dataclass
 class KKTReport:
-    """Result of :func:`verifier.kkt.check_kkt` (MATH.md sections 2 to 6).
+    """Result of :func:`verifier.kkt.check_kkt` (docs/math.md sections 2-9).
 
     Attributes (all at the normalised point ``theta_hat = theta / scale``
     whose smallest margin is 1; for an ``"infeasible"`` verdict only
@@ -64,7 +64,7 @@ class KKTReport:
         Subgradient selections ``{"node", "sample", "row", "unit", "s"}`` used
         at kinks (``s = t / lambda``), and ``"none"`` (no kink used),
         ``"exact"`` (all used kinks in one activation fed by a dense layer on
-        the input: Clarke subdifferential, MATH.md section 5) or
+        the input: Clarke subdifferential, docs/math.md section 7) or
         ``"chain-rule"``.
     working_set
         ``None`` for the small-problem route; for the working-set route

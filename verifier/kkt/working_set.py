@@ -1,6 +1,6 @@
 """The tangent dual at the size of real data sets: a working set of constraints (column generation).
 
-The dual (MATH.md section 4, ``docs/math.md``)
+The dual (docs/math.md sections 4-5, ``docs/math.md``)
 
     maximize  D(lambda) = c^T lambda - 1/2 lambda^T G lambda,   lambda >= 0
 

@@ -1,4 +1,4 @@
-"""Data validation and margin constraints (MATH.md section 2).
+"""Data validation and margin constraints (docs/math.md section 2).
 
 Binary (1 output unit): labels ``+1``/``-1``, one constraint per sample,
 ``q_i = y_i Phi(x_i)``.  Multiclass (``C >= 2`` units): labels ``0..C-1``, one

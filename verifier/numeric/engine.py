@@ -5,7 +5,7 @@ context), and one backward loop propagates ``dq/d(node)`` for every margin
 constraint at once (rows = constraints).  At each parameterised node the rows'
 gradients are handed to a *sink*: the Jacobian sink writes per-row gradients
 into ``J`` (m x P); the Gram sink adds the op's contribution to ``G = J J^T``
-without forming ``J`` (dense layers use ``(g g^T) * (h h^T)``, MATH.md
+without forming ``J`` (dense layers use ``(g g^T) * (h h^T)``, docs/math.md
 section 4).
 """
 

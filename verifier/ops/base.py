@@ -214,7 +214,7 @@ class Op:
         return None
 
     def split_role(self, attrs: dict[str, Any]) -> str | None:
-        """How a split unit (neuron or channel, MATH.md section 7) passes through this op.
+        """How a split unit (neuron or channel, docs/math.md section 10) passes through this op.
 
         * ``"reader"``: the op reads units through its ``weight`` (dense, conv2d): the
           split grows the weight's input axis and stops here;

@@ -66,7 +66,7 @@ def trajectory_deviation(emb: Any, theta0: Any, X: Any, y: Any, *, steps: int = 
     """``||theta~_k - T theta_k||`` along fixed-step iterates of the narrow and the wide network.
 
     The wide run starts at ``T theta0``; for gradient descent the deviation stays at rounding
-    level (MATH.md section 7); for sign descent or Adam it grows.  Returns a dict with ``step``,
+    level (docs/math.md section 10); for sign descent or Adam it grows.  Returns a dict with ``step``,
     ``deviation``, ``relative`` (divided by ``||T theta_k||``) and ``method``.
     """
     from ..dynamics import iterates

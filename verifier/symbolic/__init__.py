@@ -9,7 +9,7 @@
 * :func:`kkt_system` -- Lagrangian, stationarity, feasibility, slackness as
   sympy objects and LaTeX, and the polynomial system of each activation region;
 * :func:`solve_kkt` -- every exact KKT point of a small instance, by region;
-* :func:`prove_split_identity` -- the neuron-splitting identities of MATH.md
+* :func:`prove_split_identity` -- the neuron-splitting identities of docs/math.md
   section 7 for symbolic ratios with ``sum alpha_k^2 = 1``.
 
 >>> import verifier

@@ -15,7 +15,7 @@ identities cancel automatically.
 * :class:`maxind` -- ``maxind(k, z_1..z_w)``: 1 where ``z_{k+1}`` is the unique
   maximum, 0 where another entry is strictly larger.
 
-Clarke convention (MATH.md section 5), explicit: ``step(0)`` is left
+Clarke convention (docs/math.md section 7), explicit: ``step(0)`` is left
 unevaluated; it stands for *any* ``s`` in the Clarke interval of the unit,
 ``[0, 1]`` for ReLU (:func:`clarke_interval`).  ``leaky_relu`` and ``abs`` are
 sums of two ReLUs, so their derivatives contain ``step(z)`` and ``step(-z)``;

@@ -1,6 +1,6 @@
 """KKT systems of the max-margin problem as sympy objects, and their exact solutions.
 
-(P_Phi) (MATH.md sections 2-3): minimise ``1/2 ||theta||^2`` subject to
+(P_Phi) (docs/math.md sections 2-3): minimise ``1/2 ||theta||^2`` subject to
 ``q_r(theta) >= 1``.  :func:`kkt_system` writes the Lagrangian
 ``1/2 ||theta||^2 - sum_r lambda_r (q_r - 1)``, stationarity
 ``theta_j - sum_r lambda_r dq_r/dtheta_j = 0``, primal feasibility
@@ -1076,7 +1076,7 @@ def _make_point(net, L, reg: RegionSystem, act: set, vals: dict, lambdas, theta,
     kinks_active = [k for k in reg.kinks if k[0] in samples]
     if not kinks_active:
         relax = "none"
-    elif exact_relaxation(net, reg.kink_nodes_of_sample, samples):  # the one definition (MATH.md section 5)
+    elif exact_relaxation(net, reg.kink_nodes_of_sample, samples):  # the one definition (docs/math.md section 7)
         relax = "exact"
     else:
         relax = "chain-rule"

@@ -1,4 +1,4 @@
-"""The neuron-splitting identities of MATH.md section 7, shown symbolically.
+"""The neuron-splitting identities of docs/math.md section 10, shown symbolically.
 
 Split hidden neuron ``j`` of a dense layer into ``m`` copies: copy ``k`` gets
 the incoming row ``a_k W_l[j, :]`` (and bias ``a_k b_l[j]``) and the outgoing

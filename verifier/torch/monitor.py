@@ -14,7 +14,7 @@ monitor's data ``(X, y)``:
 * ``eps``, ``eps_rel``, ``delta``, ``delta_rel``, ``delta_max``, ``verdict``,
   the support (constraint rows ``support``, their ``multipliers``, the samples
   ``support_samples`` and ``sample_multipliers``, the sum over a sample's rows), from
-  :func:`verifier.check_kkt` (MATH.md sections 3-4);
+  :func:`verifier.check_kkt` (docs/math.md sections 3-5);
 * ``layer_norms`` (``||W_l||_F`` per weight tensor), ``balancedness``
   (``||W_l||^2 - ||W_{l+1}||^2`` for consecutive weight tensors, conserved by
   gradient flow on a homogeneous network), ``norm`` (``||theta||_2``);

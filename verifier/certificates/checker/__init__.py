@@ -1,4 +1,4 @@
-"""The independent exact checker of certificates (MATH.md section 8), as a small package.
+"""The independent exact checker of certificates (docs/math.md section 11), as a small package.
 
 ``check_certificate(path_or_dict)`` re-derives every claimed figure of a
 certificate in exact rational arithmetic and accepts only if every claimed
@@ -14,7 +14,7 @@ imports ``verifier.numeric``, ``verifier.ops``, ``verifier.graph`` or
   product, kink and Clarke interval);
 * :mod:`.evaluate` -- one op-agnostic evaluation loop (forward with the exact
   activation pattern, weighted backward), the figures of one point, and the
-  relaxation level (MATH.md section 5, per sample);
+  relaxation level (docs/math.md section 7, per sample);
 * :mod:`.claims` -- claims as data (relation, required per kind), results, and
   the statement generated from the verified claims;
 * :mod:`.certificate` -- the file's sections and :func:`check_certificate`.

@@ -5,7 +5,7 @@ vector-Jacobian product come from its rule (:mod:`.rules`), in the style of an
 ``eval_jaxpr`` interpreter.  :func:`evaluate_point` gives the exact figures of
 one network at one point: margins, and with multipliers ``v = sum_r lambda_r
 h_r``, ``eps2``, ``delta``, ``delta_max``; :func:`relaxation_needed` the
-subgradient notion those figures need (MATH.md section 5).
+subgradient notion those figures need (docs/math.md section 7).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def relaxation_needed(net: Net, kinks: list[tuple[str, int, tuple[int, ...]]],
                       samples: list[int] | None) -> tuple[str, str]:
     """The subgradient notion the statement needs, from the exact kinks of the samples that carry weight.
 
-    MATH.md section 5, per sample: ``"exact"`` when every kink of every sample with a positive
+    docs/math.md section 7, per sample: ``"exact"`` when every kink of every sample with a positive
     multiplier sits in a kinked elementwise activation fed by ``input -> dense [-> bias]`` (the first
     hidden layer, whatever the depth after it), which also means no deeper unit of that sample is at
     a kink; ``"none"`` without kinks; ``"chain-rule"`` otherwise.

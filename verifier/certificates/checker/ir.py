@@ -209,7 +209,7 @@ class Net:
 
         Its pre-activation ``z_j = <w_j, x> (+ b_j)`` depends on its own parameter row only, so the sign
         patterns of its kinked units are independent and the chain-rule selections are exactly the
-        Clarke subdifferential (MATH.md section 5), provided no deeper unit of that sample is at a kink.
+        Clarke subdifferential (docs/math.md section 7), provided no deeper unit of that sample is at a kink.
         """
         nd = self.nodes[node]
         if not isinstance(RULES[nd.op], (PiecewiseLinear, ReLUPower)) or not self.kinked(node):
