@@ -96,4 +96,4 @@ def test_cli_batch_size_is_passed_through(tmp_path, capsys):
         main(["train", "--net", str(tmp_path / "net.json"), "--data", str(tmp_path / "d.npz"), "--batch-size", "0",
               "--out", str(tmp_path / "q.npz")])
     assert ex.value.code == 2
-    assert "'0' must be an integer >= 1" in capsys.readouterr().err
+    assert "0 is not valid; expected an integer in [1, inf]" in capsys.readouterr().err

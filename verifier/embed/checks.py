@@ -434,7 +434,6 @@ def _samples_at_kinks_that_matter(fp: Any, kinks: list[Any]) -> set[int]:
     with negative (or parameter-free) pre-activations therefore does not count.
     """
     from ..kkt._backprop import row_gradients
-    from ..kkt.kinks import _input_positions, _ties, kink_kind
 
     net = fp.net
     rank = {n: i for i, n in enumerate(net.order)}
@@ -453,11 +452,12 @@ def _samples_at_kinks_that_matter(fp: Any, kinks: list[Any]) -> set[int]:
         positions: list[tuple[int, ...]] = []
         rows: list[int] = []
         for k in ks:
-            if kink_kind(net, node) == "elementwise":
+            nd = net.nodes[node]
+            if nd.impl.kink_kind(nd.attrs) == "elementwise":
                 pos = [tuple(k.unit) if len(k.unit) == len(shape) else
                        tuple(int(i) for i in np.unravel_index(k.unit[0], shape))]
-            else:
-                pos = _input_positions(net, node, k.unit, _ties(fp, node, k.sample, k.unit, 0.0)[0])
+            else:  # the op says where its tied entries sit in its input
+                pos = nd.impl.tie_groups(fp.ctx[node], nd.attrs, [k.sample], [tuple(k.unit)], [0.0])[0]
             spans.append((len(positions), len(positions) + len(pos)))
             positions += pos
             rows += [k.sample] * len(pos)
