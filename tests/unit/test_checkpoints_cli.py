@@ -129,7 +129,7 @@ def test_lightning_style_checkpoint_is_unwrapped(run, capsys, monkeypatch, tmp_p
 
 @pytest.mark.parametrize("argv, message", [
     (["kkt", "--net", "n.json", "--params", "ck/ckpt_20.pt", "--data", "data.npz"],
-     "--params 'ck/ckpt_20.pt' is a PyTorch file; .* verifier kkt --torch model.py:Net --checkpoint ck/ckpt_20.pt"),
+     "'ck/ckpt_20.pt' is a PyTorch checkpoint .* verifier kkt --torch model.py:Net --checkpoint"),
     (["kkt", "--torch", "model.py:Nett", "--checkpoint", "ck", "--data", "data.npz"],
      r"defines no 'Nett' \(torch modules in it: \['Net'\]\)"),
     (["kkt", "--torch", "model.py:Net", "--data", "data.npz"], "--torch FILE.py:NAME and --checkpoint"),
@@ -146,6 +146,7 @@ def test_bad_input_is_one_line_exit_2(run, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(d)
     torch.save(torch.nn.Sequential(torch.nn.Linear(2, 1)), d / "whole.pt")  # a pickled module
     torch.save({"w": torch.zeros(2)}, d / "other.pt")
+    verifier.mlp([2, 4, 1]).to_json(d / "n.json")  # the network exists: the params file is what is wrong
     code, out, err = _cli(argv, capsys)
     assert code == 2, out
     assert len(err.strip().splitlines()) == 1

@@ -25,16 +25,10 @@ TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pt2", ".pkl")
 
 
 def require_net_params(args: argparse.Namespace) -> None:
-    """``verifier kkt`` without ``--torch``: ``--net`` and ``--params`` are required; a torch file gets the recipe."""
+    """``verifier kkt`` without ``--torch``: ``--net`` and ``--params`` are required."""
     if getattr(args, "csv", False):
         raise FormatError("--csv is for checkpoints: use it with --torch FILE.py:NAME --checkpoint PATH")
-    params = getattr(args, "params", None)
-    if params and Path(params).suffix.lower() in TORCH_SUFFIXES:
-        raise FormatError(
-            f"--params {params!r} is a PyTorch file; --params takes an .npz keyed by tensor name. Check a torch "
-            f"checkpoint with: verifier kkt --torch model.py:Net --checkpoint {params} --data DATA.npz "
-            "(model.py defines the model class Net, built without arguments)"
-        )
+    # a torch checkpoint given as --params is recognised by its content when it is read (verifier.io)
     missing = [f"--{k}" for k in ("net", "params") if not getattr(args, k, None)]
     if missing:
         raise FormatError(f"verifier kkt needs {' and '.join(missing)} (or --torch FILE.py:NAME --checkpoint PATH "
