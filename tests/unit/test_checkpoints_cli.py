@@ -129,7 +129,7 @@ def test_lightning_style_checkpoint_is_unwrapped(run, capsys, monkeypatch, tmp_p
 
 @pytest.mark.parametrize("argv, message", [
     (["kkt", "--net", "n.json", "--params", "ck/ckpt_20.pt", "--data", "data.npz"],
-     "'ck/ckpt_20.pt' is a PyTorch checkpoint .* verifier kkt --torch model.py:Net --checkpoint"),
+     "'ck/ckpt_20.pt' is a PyTorch checkpoint .*verifier kkt --torch model.py:Net --checkpoint"),
     (["kkt", "--torch", "model.py:Nett", "--checkpoint", "ck", "--data", "data.npz"],
      r"defines no 'Nett' \(torch modules in it: \['Net'\]\)"),
     (["kkt", "--torch", "model.py:Net", "--data", "data.npz"], "--torch FILE.py:NAME and --checkpoint"),
