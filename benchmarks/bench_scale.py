@@ -191,7 +191,11 @@ def run_case(case: str) -> dict:
     rate = gemm_rate()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t = time.perf_counter()
-    rep = verifier.check_kkt(net, p, X, y, kink_tol=None)
+    try:
+        rep = verifier.check_kkt(net, p, X, y, kink_tol=None, memory_limit=4 * 2**30)
+    except verifier.errors.VerifierError as e:  # e.g. the working set outgrew the memory limit: say so
+        return {"case": case, "error": str(e), "check_s": time.perf_counter() - t, "train_s": t_train,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     t_ws = time.perf_counter() - t
     ws = rep.working_set or {"rounds": 0, "working_set_sizes": [rep.n_constraints]}
     sizes = ws["working_set_sizes"]
@@ -220,18 +224,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=CASES, action="append")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per case (default 1800)")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_case(args.child)))
         return
     rows = []
     for case in args.case or CASES:
-        r = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True, text=True)
+        try:
+            r = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True, text=True,
+                               timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            print(f"{case}: stopped after {args.timeout} s (--timeout)", flush=True)
+            continue
         if r.returncode != 0:
             print(f"{case}: failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
             continue
         d = json.loads(r.stdout.strip().splitlines()[-1])
         rows.append(d)
+        if "error" in d:
+            print(f"{d['case']:<11} refused after {d['check_s']:.1f} s (train {d['train_s']:.0f} s, peak "
+                  f"{d['peak_rss_mib']:.0f} MiB): {d['error']}", flush=True)
+            continue
         extra = ""
         if "dense_s" in d:
             extra = (f"; dense route {d['dense_s']:.1f} s ({d['dense_s'] / d['check_s']:.1f}x), (eps, delta) agree to "
