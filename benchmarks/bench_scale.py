@@ -10,12 +10,15 @@ the Gram blocks the working set actually used, at this machine's measured GEMM r
 
     python benchmarks/bench_scale.py                 # every case
     python benchmarks/bench_scale.py --case digits   # one case (digits-800, digits, binary10k, mnist60k, cnn10k)
+
+Environment: ``BENCH_MEMORY_GIB`` (the check's memory limit, default 4), ``BENCH_MNIST_EPOCHS`` (default 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -170,7 +173,7 @@ def build(case: str):
     elif case == "mnist60k":
         X, y = _mixture(60_000, 784, 10)
         net = verifier.mlp([784, 256, 256, 10])
-        p = _train(net, X, y, epochs=2, batch=256, lr=1e-3)
+        p = _train(net, X, y, epochs=int(os.environ.get("BENCH_MNIST_EPOCHS", "2")), batch=256, lr=1e-3)
     elif case == "cnn10k":
         X, lab = _images(10_000, 2)
         y = np.where(lab == 1, 1.0, -1.0)
@@ -192,7 +195,8 @@ def run_case(case: str) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t = time.perf_counter()
     try:
-        rep = verifier.check_kkt(net, p, X, y, kink_tol=None, memory_limit=4 * 2**30)
+        rep = verifier.check_kkt(net, p, X, y, kink_tol=None,
+                                 memory_limit=float(os.environ.get("BENCH_MEMORY_GIB", "4")) * 2**30)
     except verifier.errors.VerifierError as e:  # e.g. the working set outgrew the memory limit: say so
         return {"case": case, "error": str(e), "check_s": time.perf_counter() - t, "train_s": t_train,
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
