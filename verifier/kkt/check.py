@@ -8,9 +8,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ResourceError
-from ..numeric.batched import Batched, forward_unchecked
+from ..numeric.batched import Batched
 from ..numeric.data import Constraints
-from ..numeric.engine import ForwardPass, Kink, gram_from, jacobian_from, kinks_from, weighted_gradient_from
+from ..numeric.engine import ForwardPass, Kink, forward_unchecked, gram_from, jacobian_from, kinks_from, weighted_gradient_from
 from . import norms as _norms
 from ._backprop import jacobian_times
 from .dual import factor_psd, fixed_gram, refine, solve_cvxpy, solve_nnls

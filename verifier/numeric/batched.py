@@ -26,25 +26,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from .data import Constraints, check_inputs, check_labels, constraints
-from .engine import (ForwardPass, Kink, gram_cross_from, gram_factors, gram_from, jvp_from, kinks_from,
-                     weighted_gradient_from)
+from .engine import (ForwardPass, Kink, forward_unchecked, gram_cross_from, gram_factors, gram_from, jvp_from,
+                     kinks_from, weighted_gradient_from)
 
 #: Default number of floats the saved forward state of one chunk may take (~400 MB).
 CHUNK_FLOATS = 50_000_000
-
-
-def forward_unchecked(net, ps: dict[str, np.ndarray], X: np.ndarray) -> ForwardPass:
-    """The forward loop on already validated parameters and inputs."""
-    values: dict[str, np.ndarray] = {}
-    ctxs: dict[str, dict[str, Any]] = {}
-    for name in net.order:
-        node = net.nodes[name]
-        if node.op == "input":
-            values[name] = X
-            continue
-        nps = {role: ps[p] for role, p in node.params.items()}
-        values[name], ctxs[name] = node.impl.forward([values[i] for i in node.inputs], nps, node.attrs)
-    return ForwardPass(net, ps, X, values, ctxs)
 
 
 def floats_per_sample(net) -> int:

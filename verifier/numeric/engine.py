@@ -52,18 +52,21 @@ class Kink:
 
 def run_forward(net, params: Mapping[str, Any] | np.ndarray, X: Any) -> ForwardPass:
     """Validate ``params`` and ``X`` and evaluate every node."""
-    ps = net.check_params(params)
-    Xa = check_inputs(net, X)
+    return forward_unchecked(net, net.check_params(params), check_inputs(net, X))
+
+
+def forward_unchecked(net, ps: dict[str, np.ndarray], X: np.ndarray) -> ForwardPass:
+    """The forward loop on already validated parameters and inputs (the one interpreter loop)."""
     values: dict[str, np.ndarray] = {}
     ctxs: dict[str, dict[str, Any]] = {}
     for name in net.order:
         node = net.nodes[name]
         if node.op == "input":
-            values[name] = Xa
+            values[name] = X
             continue
         nps = {role: ps[p] for role, p in node.params.items()}
         values[name], ctxs[name] = node.impl.forward([values[i] for i in node.inputs], nps, node.attrs)
-    return ForwardPass(net, ps, Xa, values, ctxs)
+    return ForwardPass(net, ps, X, values, ctxs)
 
 
 def forward(net, params, X) -> np.ndarray:

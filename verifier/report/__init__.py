@@ -38,6 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import FormatError
+from .history_plot import _figure, _png, history_png
 from .series import load_embedding_history, load_history, trajectory_deviation
 
 __all__ = ["write_report", "trajectory_deviation", "load_history", "load_embedding_history"]
@@ -46,22 +47,6 @@ __all__ = ["write_report", "trajectory_deviation", "load_history", "load_embeddi
 # ---------------------------------------------------------------------------
 # plots
 # ---------------------------------------------------------------------------
-def _figure(w: float = 6.4, h: float = 3.2):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
 def _plot_margins(margins: Sequence[float], support: set[int], labels: Sequence[str]) -> bytes:
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
@@ -93,30 +78,6 @@ def _plot_multipliers(lam: Sequence[float]) -> bytes:
     ax.set_ylabel("multiplier lambda_r")
     ax.set_title("KKT multipliers (exact rationals, shown as floats)")
     ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def _plot_history(hist: list[Mapping[str, Any]]) -> bytes | None:
-    steps = [h.get("step", i) for i, h in enumerate(hist)]
-    loss_key = ("log_loss", "log(loss)", False) if any(_num(h.get("log_loss")) is not None for h in hist) \
-        else ("loss", "loss", True)
-    series = [loss_key, ("normalized_margin", "normalised margin", False),
-              ("eps_rel", "eps_rel", True), ("delta_rel", "delta_rel", True)]
-    present = [(k, t, lg) for k, t, lg in series if any(_num(h.get(k)) is not None for h in hist)]
-    if not present:
-        return None
-    fig = _figure(7.2, 2.2 * ((len(present) + 1) // 2) + 0.4)
-    for j, (k, title, log) in enumerate(present):
-        ax = fig.add_subplot((len(present) + 1) // 2, 2, j + 1)
-        pts = [(s, _num(h.get(k))) for s, h in zip(steps, hist) if _num(h.get(k)) is not None]
-        xs, ys = zip(*pts)
-        ys_a = np.asarray(ys, dtype=float)
-        if log and np.all(ys_a > 0):
-            ax.set_yscale("log")
-        ax.plot(xs, ys_a, marker="." if len(xs) < 60 else None, lw=1.2, color="#1f77b4")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
     return _png(fig)
 
 
@@ -365,7 +326,7 @@ def write_report(cert: Any, out_dir: str | Path, *, history: Any = None, embeddi
                  [[r, _short(lam[r]), f"{float(figs['margins'][r] - 1):.4g}"] for r in top if lam[r] > 0])
     if hist:
         pg.h(2, "Training")
-        add_fig("fig_training.png", _plot_history(hist), "training curves")
+        add_fig("fig_training.png", history_png(hist), "training curves")
         pg.p(f"{len(hist)} recorded steps; last: " + ", ".join(
             f"{k} = {_num(hist[-1].get(k)):.4g}" for k in ("log_loss", "normalized_margin", "eps_rel", "delta_rel")
             if _num(hist[-1].get(k)) is not None))

@@ -38,7 +38,7 @@ from .series import load_history
 MAX_IMAGES = 48
 
 
-def _figure(w: float, h: float):
+def _figure(w: float = 6.4, h: float = 3.2):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
