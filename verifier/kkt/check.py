@@ -245,7 +245,8 @@ def check_kkt(
     # normalised point of the given problem is theta_hat = a * theta_hat' with a = 2^(-f Lx / L).
     top = float(np.abs(theta_in).max(initial=0.0))
     e = int(np.frexp(top)[1]) if top > 0 else 0
-    f, a_exp = _data_exponent(net, B0.X, L)
+    Lx = Lx_of(net)
+    f, a_exp = _data_exponent(Lx, B0.X, L)
     B = B0.with_params(net.unflatten(np.ldexp(theta_in, -e)))
     if f:
         B = B.with_data(np.ldexp(B0.X, -f))
@@ -253,7 +254,7 @@ def check_kkt(
     say({"phase": "margins", "samples": B.n, "constraints": m})
     q = B.margins()
     qmin0 = float(q.min())
-    log2_factor = e * L + f * float(Lx_of(net) or 0)  # q(theta; X) = 2^log2_factor * q(theta_0; X')
+    log2_factor = e * L + f * float(Lx or 0)  # q(theta; X) = 2^log2_factor * q(theta_0; X')
     qmin = _ldexp_float(qmin0, log2_factor)
     base: dict[str, Any] = dict(norm=norm, tol=tol_f, kink_tol=kt, degree=deg_out, n_samples=int(cons.n),
                 n_constraints=int(m), num_params=int(net.num_params), min_margin=qmin)
@@ -405,11 +406,11 @@ def Lx_of(net) -> Any:
     return input_degree(net)
 
 
-def _data_exponent(net, X: np.ndarray, L: float) -> tuple[int, int]:
-    """``(f, a_exp)``: rescale the data by ``2^-f`` (``f = 0`` when the network is not homogeneous in ``x`` or
-    ``f Lx / L`` would not be an integer) so that its largest entry is of order 1; ``a_exp = -f Lx / L``."""
+def _data_exponent(Lx: Any, X: np.ndarray, L: float) -> tuple[int, int]:
+    """``(f, a_exp)``: rescale the data by ``2^-f`` (``f = 0`` when the network is not homogeneous in ``x``,
+    ``Lx is None``, or ``f Lx / L`` would not be an integer) so that its largest entry is of order 1;
+    ``a_exp = -f Lx / L``."""
     top = float(np.abs(X).max(initial=0.0))
-    Lx = Lx_of(net)
     if top == 0 or Lx is None or not float(L).is_integer() or not float(Lx).is_integer() or float(Lx) <= 0:
         return 0, 0
     Li, Lxi = int(L), int(Lx)
