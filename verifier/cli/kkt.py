@@ -14,7 +14,6 @@ import time
 
 from ._options import float_range, positive_int
 from ..io import load_data, load_network, load_params
-from ._options import float_range
 
 
 def _kink_tol(text: str) -> float | None:
