@@ -20,10 +20,6 @@ from pathlib import Path
 
 from ..errors import FormatError
 
-#: suffixes of files torch writes; given as --params they get the --torch/--checkpoint recipe
-TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pt2", ".pkl")
-
-
 def require_net_params(args: argparse.Namespace) -> None:
     """``verifier kkt`` without ``--torch``: ``--net`` and ``--params`` are required."""
     if getattr(args, "csv", False):

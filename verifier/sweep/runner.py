@@ -7,6 +7,7 @@ an interrupted sweep loses only the cells in flight and a re-run skips the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -335,13 +336,16 @@ def _run_sequential(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], N
         finished(c, C.run_cell(payload, net, data, params, step))
 
 
-def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], *, client: Any, scheduler: str | None,
-              workers: int | None, echo: Callable[[str], None] | None, res: SweepResult, retries: int) -> None:
+@contextlib.contextmanager
+def dask_client(client: Any, scheduler: str | None, workers: int | None, *, missing: str,
+                dashboard: bool = False) -> Iterator[Any]:
+    """The dask client to use: ``client`` as given, or one connected to ``scheduler``, or a ``LocalCluster``
+    of ``workers`` processes (default: the cores) with one BLAS thread each; what it opened it closes.
+    ``missing``: the error when ``distributed`` is not installed."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
-        raise SweepError("running a sweep on dask needs the [sweep] extra: pip install 'kkt-verifier[sweep]' "
-                         "(or run it with sequential=True / --sequential)") from None
+        raise SweepError(missing) from None
     own: list[Any] = []
     try:
         if client is None:
@@ -353,11 +357,26 @@ def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], 
             else:
                 n = workers or os.cpu_count() or 1
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=dict(C.ONE_THREAD_ENV),
-                                       dashboard_address=":0" if _no_dashboard() else ":8787",
-                                       silence_logs=logging.ERROR)
+                                       dashboard_address=":8787" if dashboard else ":0", silence_logs=logging.ERROR)
                 own.append(cluster)
                 client = Client(cluster)
             own.insert(0, client)
+        yield client
+    finally:
+        for obj in own:
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001 # pragma: no cover - best effort at shutdown
+                pass
+
+
+def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], *, client: Any, scheduler: str | None,
+              workers: int | None, echo: Callable[[str], None] | None, res: SweepResult, retries: int) -> None:
+    missing = ("running a sweep on dask needs the [sweep] extra: pip install 'kkt-verifier[sweep]' "
+               "(or run it with sequential=True / --sequential)")
+    with dask_client(client, scheduler, workers, missing=missing, dashboard=not _no_dashboard()) as client:
+        from distributed import as_completed
+
         res.dashboard = None if _no_dashboard() else client.dashboard_link
         if echo is not None:
             nw = len(client.scheduler_info().get("workers", {}))
@@ -403,12 +422,6 @@ def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], 
                                      and by_train[c.train_key].status == "error" else "") + C._one_line(e))
             finished(c, rec)
             f.release()
-    finally:
-        for obj in own:
-            try:
-                obj.close()
-            except Exception:  # noqa: BLE001 # pragma: no cover - best effort at shutdown
-                pass
 
 
 def _no_dashboard() -> bool:

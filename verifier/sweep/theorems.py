@@ -117,34 +117,9 @@ def parallel_search(name: str, *, examples: int | None = None, seed: int = 0, wo
 
 
 def _on_dask(args: list[tuple], *, client: Any, scheduler: str | None, workers: int) -> list[dict[str, Any]]:
-    import logging
+    from .runner import dask_client
 
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise SweepError("--workers needs the [sweep] extra: pip install 'kkt-verifier[sweep]'") from None
-    from .cells import ONE_THREAD_ENV, _one_line
-    from .runner import CONNECT_TIMEOUT
-
-    own: list[Any] = []
-    try:
-        if client is None:
-            if scheduler is not None:
-                try:
-                    client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-                except (OSError, TimeoutError) as e:
-                    raise SweepError(f"cannot reach the dask scheduler at {scheduler!r}: {_one_line(e)}") from None
-            else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       env=dict(ONE_THREAD_ENV), dashboard_address=":0", silence_logs=logging.ERROR)
-                own.append(cluster)
-                client = Client(cluster)
-            own.insert(0, client)
-        futs = [client.submit(search_shard, *a, pure=False, retries=1) for a in args]
-        return client.gather(futs)
-    finally:
-        for obj in own:
-            try:
-                obj.close()
-            except Exception:  # noqa: BLE001 # pragma: no cover
-                pass
+    missing = "--workers needs the [sweep] extra: pip install 'kkt-verifier[sweep]'"
+    with dask_client(client, scheduler, workers, missing=missing) as c:
+        futs = [c.submit(search_shard, *a, pure=False, retries=1) for a in args]
+        return c.gather(futs)
