@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -463,6 +463,7 @@ def _find_kinks(fp: ForwardPass, kt: float | None) -> list[Kink]:
     return kinks_from(fp, kt) if kt is not None else []
 
 
+@dataclass
 class _DualSolution:
     """The dual solved on a set of constraints (all of them, or a working set)."""
 
@@ -475,8 +476,8 @@ class _DualSolution:
     kink_selections: list[dict[str, Any]]
     relaxation: str
     solver: str
-    notes: list[str]
     relevant_kinks: int  # kinks whose selection can change a gradient (after pruning)
+    notes: list[str] = field(default_factory=list)
 
     def globalize(self, W: np.ndarray, cons: Constraints, Bh: Batched) -> None:
         """Rewrite working-set-local row / sample indices of the kink selections as global ones."""
@@ -591,9 +592,6 @@ def _solve_dual(fp: ForwardPass, cons: Constraints, qh: np.ndarray, c: np.ndarra
         kink_sel = selections(pieces.slots, ev["lam"], ev["w"], cons, 0.0, fixed=ev["fixed"])
         relaxation = kink_relaxation(net, pieces, ev["lam"], 0.0)
 
-    out = _DualSolution()
-    out.lam, out.v = ev["lam"], ev["v"]
-    out.delta, out.dual, out.gap, out.eps_gram_sq = ev["delta"], ev["dual"], ev["gap"], ev["eps_gram_sq"]
-    out.kink_selections, out.relaxation, out.solver, out.notes = kink_sel, relaxation, use, []
-    out.relevant_kinks = len(pieces.relevant) if pieces is not None else 0
-    return out
+    return _DualSolution(lam=ev["lam"], v=ev["v"], delta=ev["delta"], dual=ev["dual"], gap=ev["gap"],
+                         eps_gram_sq=ev["eps_gram_sq"], kink_selections=kink_sel, relaxation=relaxation, solver=use,
+                         relevant_kinks=len(pieces.relevant) if pieces is not None else 0)

@@ -60,12 +60,13 @@ class KKTReport:
         ``sum lambda`` (``= ||theta_hat||^2 / L`` at an exact KKT point;
         ``sum_multipliers_expected`` holds that value, ``euler_residual`` the
         relative difference).
-    kink_selections, relaxation
+    kink_selections, relaxation, kinks_found
         Subgradient selections ``{"node", "sample", "row", "unit", "s"}`` used
         at kinks (``s = t / lambda``), and ``"none"`` (no kink used),
-        ``"exact"`` (all used kinks in one activation fed by a dense layer on
-        the input: Clarke subdifferential, docs/math.md section 7) or
-        ``"chain-rule"``.
+        ``"exact"`` (every used kink of a sample in the first hidden layer of a
+        dense net, any depth after it: the Clarke subdifferential,
+        docs/math.md section 7) or ``"chain-rule"``.  ``kinks_found`` counts
+        the kinks whose selection can change a gradient (after pruning).
     working_set
         ``None`` for the small-problem route; for the working-set route
         (:mod:`verifier.kkt.working_set`) the rounds, the working-set size of
