@@ -33,7 +33,7 @@ def case(widths: list[int], n: int, out: Path, seed: int = 0) -> dict:
     params = net.init_params(seed=seed)
     rng = np.random.default_rng(seed + 1)
     X = rng.normal(size=(n, widths[0]))
-    y = np.sign(net.forward(params, X)[:, 0])
+    y = np.sign(verifier.forward(net, params, X)[:, 0])
     y[y == 0] = 1.0  # labels of the network itself: separable, margins > 0
     t = time.perf_counter()
     report = verifier.check_kkt(net, params, X, y)

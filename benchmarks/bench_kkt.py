@@ -45,6 +45,7 @@ makes both numpy and torch single-threaded, which is steadier under load):
 
 from __future__ import annotations
 
+import verifier
 import argparse
 import json
 import multiprocessing as mp
@@ -90,7 +91,7 @@ def make_problem(widths: list[int], n: int, seed: int = 0):
     net = verifier.mlp(widths)
     p = net.init_params(seed)
     X = rng.normal(size=(3 * n, widths[0]))
-    out = net.forward(p, X)[:, 0]
+    out = verifier.forward(net, p, X)[:, 0]
     keep = np.abs(out) > np.quantile(np.abs(out), 0.2)  # drop samples close to the decision boundary
     X, y = X[keep][:n], np.sign(out[keep][:n])
     return net, p, X, y

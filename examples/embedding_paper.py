@@ -31,7 +31,7 @@ from verifier.embed import check_embedding, neuron_split  # noqa: E402
 
 
 def normalized_margins(net, thetas, X, y):
-    L = float(net.degree())
+    L = float(verifier.degree(net))
     out = []
     for th in thetas:
         q = verifier.margins(net, th, X, y)

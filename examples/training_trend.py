@@ -34,7 +34,7 @@ def main() -> None:
 
     X, y = two_clusters_xor(40, seed=0) if args.data == "xor" else linearly_separable(40, 2, margin=0.1, seed=0)
     net = verifier.mlp([2, args.width, 1])
-    print(f"network {net}, degree L = {net.degree()}, {net.num_params} parameters; {len(y)} samples ({args.data})")
+    print(f"network {net}, degree L = {verifier.degree(net)}, {net.num_params} parameters; {len(y)} samples ({args.data})")
 
     # log-spaced checkpoints: the late phase is slow (Lyu & Li's rates are logarithmic)
     ks = sorted({int(k) for k in np.geomspace(max(args.steps // 200, 1), args.steps, args.checkpoints)} | {0})

@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+import verifier
 import verifier.strategies as vst
 from verifier.graph import Network
 from verifier.numeric import kinks, margins
@@ -124,7 +125,7 @@ def generic_points(nets: st.SearchStrategy[Network], *, min_samples: int = 1, ma
         rng = np.random.default_rng(seed)
         params = net.init_params(seed)
         X = np.round(rng.normal(size=(n, *net.input_shape)), 3)
-        out = net.forward(params, X)
+        out = verifier.forward(net, params, X)
         C = net.num_outputs
         if labels == "network":
             o = out[:, 0] if C == 1 else out
@@ -229,7 +230,7 @@ def separating_start(pt: vst.Point) -> vst.Point:
     """Rescale a feasible point so that the exponential loss is ``< 1/e`` (every later descent step separates)."""
     net = pt.net
     q = margins(net, pt.params, pt.X, pt.y)
-    L = float(net.degree())
+    L = float(verifier.degree(net))
     c = ((np.log(len(pt.y)) + 1.0) / float(q.min())) ** (1.0 / L)
     return vst.Point(net, {k: c * v for k, v in pt.params.items()}, pt.X, pt.y, pt.multipliers, pt.kind)
 

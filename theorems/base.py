@@ -26,6 +26,7 @@ hypothesis strategy of instances that satisfy the assumptions.
 
 from __future__ import annotations
 
+import verifier
 import json
 import math
 import random
@@ -178,7 +179,7 @@ class Instance:
                 f"->{list(net.shapes[n])}" if node.params else ""))
         lines = [f"network: input {list(net.input_shape)} -> " + " -> ".join(chain)]
         try:
-            lines[0] += f"  (degree {net.degree()})"
+            lines[0] += f"  (degree {verifier.degree(net)})"
         except VerifierError:
             lines[0] += "  (not homogeneous)"
         if self.params is not None:

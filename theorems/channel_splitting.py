@@ -75,7 +75,7 @@ def example() -> Instance:
     rng = np.random.default_rng(0)
     params = net.init_params(3)
     X = np.round(rng.normal(size=(3, 1, 4, 4)), 3)
-    y = np.sign(net.forward(params, X)[:, 0])
+    y = np.sign(verifier.forward(net, params, X)[:, 0])
     return Instance(net, params, X, y, {"split": {"kind": "channel", "layer": 1, "unit": 1, "ratios": ["3/5", "4/5"]}})
 
 

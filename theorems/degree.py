@@ -9,7 +9,7 @@ degree); a diagonal linear network of depth ``D`` has degree ``D``.
 The closed form is computed from the architecture *specification* (the
 builder arguments stored in the instance), never from the graph; three
 sub-checks compare it with
-* ``calculus``: ``net.degree()`` (the rule table walked over the graph);
+* ``calculus``: ``verifier.degree(net)`` (the rule table walked over the graph);
 * ``scaling``: the forward pass, ``Phi(c theta) = c^L Phi(theta)`` for ``c = 2, 1/2``;
 * ``sympy``: the output as a sympy polynomial on the activation region of
   ``theta`` (piecewise pieces replaced by the active branch), restricted to a
@@ -20,7 +20,7 @@ sub-checks compare it with
 >>> from theorems import degree
 >>> inst = degree.instance_for({"kind": "mlp", "widths": [2, 2, 2, 1], "activation": "relu_power:2"})
 >>> ev = degree.THEOREM.check(inst); ev.verdict, ev.checks["calculus"].detail
-('holds', 'net.degree() = 7, closed form 1 + k + ... + k^(L-1) with k = 2, L = 3: 7')
+('holds', 'verifier.degree(net) = 7, closed form 1 + k + ... + k^(L-1) with k = 2, L = 3: 7')
 """
 
 from __future__ import annotations
@@ -111,11 +111,11 @@ def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
     want, formula = closed_form(spec)
     net = inst.net
     try:
-        got = net.degree()
+        got = verifier.degree(net)
         ok = got == want
-        yield sub_check("calculus", ok, float(abs(got - want)), 0.0, f"net.degree() = {got}, closed form {formula}: {want}")
+        yield sub_check("calculus", ok, float(abs(got - want)), 0.0, f"verifier.degree(net) = {got}, closed form {formula}: {want}")
     except VerifierError as e:
-        yield sub_check("calculus", False, float("nan"), 0.0, f"net.degree() raised: {e}", "error")
+        yield sub_check("calculus", False, float("nan"), 0.0, f"verifier.degree(net) raised: {e}", "error")
     theta = inst.theta
     out = verifier.forward(net, theta, inst.X)
     worst = 0.0

@@ -43,7 +43,7 @@ from .euler import HOMOGENEOUS
 def _parts(net: verifier.Network, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     fp, cons = prepare(net, theta, X, y)
     q = margins_from(fp, cons)
-    L = float(net.degree())
+    L = float(verifier.degree(net))
     th = theta / q.min() ** (1.0 / L)
     fp, cons = prepare(net, th, X, y)
     return {"theta": th, "q": margins_from(fp, cons), "G": gram_from(fp, cons), "J": jacobian_from(fp, cons),

@@ -42,7 +42,7 @@ ACTIVATIONS = ("relu", "identity", "abs", "leaky_relu:0.25", "power:2", "relu_po
 
 def _homogeneous(inst: Instance) -> tuple[bool, str]:
     try:
-        L = inst.net.degree()
+        L = verifier.degree(inst.net)
     except VerifierError as e:
         return False, str(e)
     claimed = inst.options.get("degree", L)
@@ -61,7 +61,7 @@ HOMOGENEOUS = Assumption(
 
 def _check(inst: Instance, tol: Mapping[str, float]) -> Iterable[Check]:
     net = inst.net
-    L = float(inst.options.get("degree") or net.degree())
+    L = float(inst.options.get("degree") or verifier.degree(net))
     theta = inst.theta
     fp, cons = prepare(net, theta, inst.X, inst.y)
     J = jacobian_from(fp, cons)

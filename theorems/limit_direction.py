@@ -79,7 +79,7 @@ def example() -> Instance:
     net = verifier.mlp([2, 2, 1])
     params = {"W1": np.array([[1.0, 0.5], [-0.5, 1.0]]), "W2": np.array([[1.0, -1.0]])}
     X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    y = np.sign(net.forward(params, X)[:, 0])
+    y = np.sign(verifier.forward(net, params, X)[:, 0])
     pt = separating_start(vst.Point(net, params, X, y))
     return point_instance(pt, split={"kind": "neuron", "layer": 1, "unit": 1, "ratios": ["1/3", "2/3", "2/3"]},
                           steps=300, lr=0.5, method="gd")

@@ -80,7 +80,7 @@ def example() -> Instance:
     net = verifier.mlp([2, 3, 1])
     params = {"W1": np.array([[1.0, 0.5], [-0.5, 1.0], [0.25, -1.0]]), "W2": np.array([[1.0, -1.0, 0.5]])}
     X = np.array([[1.0, 0.2], [0.8, -0.5], [-1.0, 0.3], [-0.6, -0.9]])
-    y = np.sign(net.forward(params, X)[:, 0])
+    y = np.sign(verifier.forward(net, params, X)[:, 0])
     pt = separating_start(vst.Point(net, params, X, y))
     return point_instance(pt, steps=1500, lr=0.5, checkpoints=5)
 

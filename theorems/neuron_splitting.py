@@ -57,7 +57,7 @@ def wide_gap(net: verifier.Network, theta: np.ndarray, X: np.ndarray, y: np.ndar
     """``(eps, delta)`` of multipliers ``lam`` at ``theta`` (normalised to smallest margin 1), Jacobian route."""
     fp, cons = prepare(net, theta, X, y)
     q = margins_from(fp, cons)
-    th = theta / q.min() ** (1.0 / float(net.degree()))
+    th = theta / q.min() ** (1.0 / float(verifier.degree(net)))
     fp, cons = prepare(net, th, X, y)
     q = margins_from(fp, cons)
     J = jacobian_from(fp, cons)

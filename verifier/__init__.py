@@ -2,7 +2,7 @@
 
 >>> import verifier
 >>> net = verifier.mlp([2, 8, 8, 1])
->>> net.degree()
+>>> verifier.degree(net)
 3
 
 The core (IR, homogeneity calculus, numeric engine) is imported eagerly; the
@@ -23,6 +23,8 @@ from typing import Any  # noqa: E402
 from . import errors, ops  # noqa: E402
 from .errors import (DataError, FormatError, GraphError, NotHomogeneousError, ParameterError, ShapeError,
                      UnknownOpError, VerifierError)
+from .analysis import degree, quasi_homogeneous_weights  # noqa: E402
+from .analysis import node_degrees as degrees  # noqa: E402
 from .graph import Network, Node, cnn, diagonal_linear, mlp
 from .numeric import forward, gram, kinks, margin_jacobian, margins
 
@@ -64,6 +66,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DataError", "FormatError", "GraphError", "Network", "Node", "NotHomogeneousError", "ParameterError",
-    "ShapeError", "UnknownOpError", "VerifierError", "cnn", "diagonal_linear", "errors", "forward", "gram",
+    "ShapeError", "UnknownOpError", "VerifierError", "cnn", "degree", "degrees", "diagonal_linear", "errors", "forward",
+    "gram", "quasi_homogeneous_weights",
     "kinks", "margin_jacobian", "margins", "mlp", "ops", "__version__", *_LAZY,
 ]

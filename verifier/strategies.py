@@ -35,12 +35,12 @@ or with the combined strategies, which return :class:`Point` tuples
 :func:`split_sites` draws a ``(layer, neuron)`` of a given network.
 
 >>> from hypothesis import given, settings
->>> import verifier.strategies as vst
+>>> import verifier, verifier.strategies as vst
 >>> @settings(max_examples=5, database=None)
 ... @given(vst.mlps(max_depth=3), vst.separable_data())
 ... def test(net, data):
 ...     X, y = data
-...     assert net.forward(net.init_params(0), X).shape == (len(y), 1)
+...     assert verifier.forward(net, net.init_params(0), X).shape == (len(y), 1)
 >>> test()
 """
 
@@ -58,6 +58,7 @@ from hypothesis.errors import InvalidArgument
 from .errors import GraphError, ShapeError, VerifierError
 from .graph import Network, cnn, diagonal_linear, mlp
 from .graph.builders import parse_activation
+from .numeric.engine import forward
 
 __all__ = [
     "HOMOGENEOUS_ACTIVATIONS", "PYTHAGOREAN_PAIRS", "Point", "StrategyArgumentError", "cnns", "diagonal_nets",
@@ -183,8 +184,9 @@ def mlps(
     (from ``activations``) per network.  Shrinks towards depth ``min_depth``,
     width ``min_width`` and the first activation listed.
 
+    >>> import verifier
     >>> from hypothesis import find
-    >>> net = find(mlps(max_depth=3, activations=["relu", "abs"]), lambda n: n.degree() == 3)
+    >>> net = find(mlps(max_depth=3, activations=["relu", "abs"]), lambda n: verifier.degree(n) == 3)
     >>> [net.param_shapes[p] for p in net.param_names]
     [(1, 2), (1, 1), (1, 1)]
     >>> mlps(max_depth=0)
@@ -235,8 +237,9 @@ def cnns(
     Padding is ``kernel_size // 2``; a pooling choice that would shrink a
     feature map below one pixel is dropped for that network.
 
+    >>> import verifier
     >>> from hypothesis import find
-    >>> net = find(cnns(max_conv_layers=2, pools=[None], max_hidden_layers=0), lambda n: n.degree() == 3)
+    >>> net = find(cnns(max_conv_layers=2, pools=[None], max_hidden_layers=0), lambda n: verifier.degree(n) == 3)
     >>> [n.op for n in net.nodes.values()][:4]
     ['input', 'conv2d', 'relu', 'conv2d']
     """
@@ -279,6 +282,7 @@ def cnns(
 def diagonal_nets(*, min_dim: int = 1, max_dim: int = 4, min_depth: int = 2, max_depth: int = 3) -> st.SearchStrategy[Network]:
     """Diagonal linear networks ``<u_1 * ... * v, x>`` of degree ``min_depth..max_depth``.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> find(diagonal_nets(min_dim=2), lambda n: True).param_names
     ['u', 'v']
@@ -295,8 +299,9 @@ def diagonal_nets(*, min_dim: int = 1, max_dim: int = 4, min_depth: int = 2, max
 def networks(*, kinds: Sequence[str] = ("mlp", "cnn", "diagonal"), activations: Sequence[str] | str = ("relu",)) -> st.SearchStrategy[Network]:
     """Any of the built architectures (MLPs with 2-D input, CNNs on 1x4x4 images, diagonal nets).
 
+    >>> import verifier
     >>> from hypothesis import find
-    >>> find(networks(kinds=["diagonal"]), lambda n: True).degree()
+    >>> verifier.degree(find(networks(kinds=["diagonal"]), lambda n: True))
     2
     """
     ks = _choices("kinds", kinds, ("mlp", "cnn", "diagonal"))
@@ -319,6 +324,7 @@ _PAD = 4
 def params_for(net: Network, *, max_abs: float = 2.0, denominator: int = 4) -> st.SearchStrategy[dict[str, np.ndarray]]:
     """Parameters for ``net`` on the grid ``k / denominator``, ``|value| <= max_abs`` (exact dyadic floats).
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> import verifier
     >>> p = find(params_for(verifier.mlp([2, 1, 1])), lambda p: True)
@@ -347,6 +353,7 @@ def params_for(net: Network, *, max_abs: float = 2.0, denominator: int = 4) -> s
 def unit_vectors(dim: int) -> st.SearchStrategy[np.ndarray]:
     """Rational unit vectors in ``R^dim`` (signed coordinate axes and Pythagorean combinations).
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> find(unit_vectors(3), lambda v: True).tolist()
     [1.0, 0.0, 0.0]
@@ -390,6 +397,7 @@ def separable_data(
     e.g. ``(n, 1, 4, 4)`` for a CNN), else ``dim`` (default 2).  Shrinks to a
     single sample ``x = y margin' w`` with label ``+1``.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> X, y = find(separable_data(min_samples=2), lambda d: True)
     >>> X.shape, y.tolist()
@@ -449,6 +457,7 @@ def feasible_points(
     output is within ``min_output`` of 0 are dropped (at least one must
     remain).  The margin problem is feasible at ``theta`` by construction.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> import verifier
     >>> pt = find(feasible_points(nets=mlps(max_depth=2)), lambda p: True)
@@ -475,7 +484,7 @@ def feasible_points(
         d = int(np.prod(net.input_shape))
         X = np.array(draw(st.lists(st.lists(_grid(denominator, 1.0), min_size=d, max_size=d), min_size=n, max_size=n)),
                      dtype=np.float64).reshape((n, *net.input_shape))
-        out = net.forward(params, X)[:, 0]
+        out = forward(net, params, X)[:, 0]
         keep = np.abs(out) >= min_output
         assume(keep.sum() >= min_samples)
         return Point(net, params, X[keep], np.where(out[keep] > 0, 1.0, -1.0))
@@ -516,6 +525,7 @@ def splits(*, min_parts: int = 2, max_parts: int = 3) -> st.SearchStrategy[tuple
     three from ``(1/3, 2/3, 2/3)``, ``(2/7, 3/7, 6/7)``... or by splitting one
     coordinate of a shorter point again.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> find(splits(), lambda r: True)
     (Fraction(3, 5), Fraction(4, 5))
@@ -539,6 +549,7 @@ def rescaled_splits(*, min_parts: int = 1, max_parts: int = 3) -> st.SearchStrat
     so ``sum_k b_k sigma(a_k z) = sigma(z)`` for a 1-homogeneous ``sigma`` but
     the norm changes.  ``min_parts=1`` allows the plain rescale ``(c, 1/c)``.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> find(rescaled_splits(), lambda r: True)
     ((Fraction(2, 1),), (Fraction(1, 2),))
@@ -562,6 +573,7 @@ def split_sites(net: Network, *, kind: str = "neuron") -> st.SearchStrategy[tupl
     ``layer`` counts weight layers from 1 (the units ``W_layer`` produces), as
     in :func:`verifier.neuron_split`; the last layer is never chosen.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> import verifier
     >>> find(split_sites(verifier.mlp([2, 3, 2, 1])), lambda s: s[0] == 2)
@@ -660,6 +672,7 @@ def kkt_points(
     All numbers are rationals (floats of them); ``multipliers`` satisfy
     ``theta = sum_i lambda_i grad q_i`` with ``sum lambda = ||theta||^2 / L``.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> import numpy as np, verifier
     >>> pt = find(kkt_points(kinds=["kink"]), lambda p: True)
@@ -759,6 +772,7 @@ def trained_points(
     for the network.  Training
     is the expensive part: keep ``steps`` and the example count small.
 
+    >>> import verifier
     >>> from hypothesis import find
     >>> pt = find(trained_points(nets=mlps(max_depth=2, max_width=2), steps=20), lambda p: True)
     >>> pt.kind, pt.X.shape[1]

@@ -28,7 +28,7 @@ def test_euler_gram_and_scaling(net, seed, n):
     C = net.num_outputs
     y = rng.choice([-1.0, 1.0], size=n) if C == 1 else rng.integers(0, C, size=n)
     theta = net.flatten(net.init_params(seed))
-    L = net.degree()
+    L = verifier.degree(net)
     fp, cons = prepare(net, theta, X, y)
     J = jacobian_from(fp, cons)
     q = margins_from(fp, cons)

@@ -39,4 +39,4 @@ def test_onnx_dynamo_exporter_round_trip(tmp_path):
     x = torch.randn(5, 1, 6, 6, dtype=torch.float64)
     with torch.no_grad():
         ref = model(x).numpy()
-    np.testing.assert_allclose(net.forward(params, x.numpy()), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(verifier.forward(net, params, x.numpy()), ref, rtol=0, atol=1e-12)

@@ -33,7 +33,7 @@ def trained():
     X = rng.normal(size=(12, 2))
     net = verifier.mlp([2, 4, 1])
     params = net.init_params(seed=2)
-    y = np.sign(net.forward(params, X)[:, 0])
+    y = np.sign(verifier.forward(net, params, X)[:, 0])
     return net, params, X, y
 
 

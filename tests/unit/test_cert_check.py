@@ -48,7 +48,7 @@ def make_cert(net, params, X, y, lam=None, sels=None, kind="kkt", claims=None, e
          "params": {"tensors": {p: encode_tensor(ps[p]) for p in net.param_names}},
          "data": {"X": encode_tensor(np.asarray(X, dtype=float)), "y": encode_labels(y)},
          "witnesses": wit,
-         "claims": claims or loose_claims(net.degree(), kind)}
+         "claims": claims or loose_claims(verifier.degree(net), kind)}
     if embedding is not None:
         d["embedding"] = embedding
     return d
@@ -122,7 +122,7 @@ def test_margins_and_weighted_gradient_match_float_engine(name):
     assert float(fig["delta"]) == pytest.approx(float(np.sum(lam * (q_float - 1))), rel=1e-9, abs=1e-12)
     # Euler: <theta, sum lambda h> = L sum lambda q, exactly (the net is homogeneous)
     L, _ = cn.degree()
-    assert L == net.degree()
+    assert L == verifier.degree(net)
     assert fig["theta_dot_v"] == L * fig["lambda_dot_q"]
 
 

@@ -26,7 +26,7 @@ def cert():
     X = rng.normal(size=(12, 2))
     net = verifier.mlp([2, 4, 1])
     params = net.init_params(seed=2)
-    y = np.sign(net.forward(params, X)[:, 0])
+    y = np.sign(verifier.forward(net, params, X)[:, 0])
     return certify_kkt(net, params, X, y, multipliers=rng.random(12).round(3).astype(str).tolist())
 
 

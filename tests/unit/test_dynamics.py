@@ -57,13 +57,13 @@ def test_loss_values_match_direct_formulas():
     net = verifier.mlp([3, 6, 1])
     X, y = _data()
     p = net.init_params(seed=2)
-    f = net.forward(p, X)[:, 0]
+    f = verifier.forward(net, p, X)[:, 0]
     assert loss_and_grad(net, p, X, y, "exp")[0] == pytest.approx(np.sum(np.exp(-y * f)), rel=1e-13)
     assert loss_and_grad(net, p, X, y, "logistic")[0] == pytest.approx(np.sum(np.log1p(np.exp(-y * f))), rel=1e-13)
     # multiclass logistic = softmax cross-entropy over all logits; exp = sum over wrong classes
     net3 = verifier.mlp([3, 6, 4])
     c = np.array([0, 1, 2, 3, 0, 1, 2])
-    F = net3.forward(net3.init_params(seed=2), X)
+    F = verifier.forward(net3, net3.init_params(seed=2), X)
     ce = np.sum(logsumexp(F, axis=1) - F[np.arange(7), c])
     assert loss_and_grad(net3, net3.init_params(seed=2), X, c, "logistic")[0] == pytest.approx(ce, rel=1e-13)
     ex = sum(np.exp(-(F[i, c[i]] - F[i, j])) for i in range(7) for j in range(4) if j != c[i])

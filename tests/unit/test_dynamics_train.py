@@ -48,7 +48,7 @@ def test_adaptive_schedule_late_phase_margin_rises_without_blowing_up(xor_run):
     lr_loss = np.array([e["log_lr_loss"] for e in late])
     assert np.all(np.diff(lr_loss) > 0)
     # the history agrees with the final parameters, recomputed from the forward pass
-    f = net.forward(res.params, X)[:, 0]
+    f = verifier.forward(net, res.params, X)[:, 0]
     assert h[-1]["min_margin"] == pytest.approx(np.min(y * f), rel=1e-12)
     assert h[-1]["normalized_margin"] == pytest.approx(np.min(y * f) / np.linalg.norm(res.theta) ** 2, rel=1e-12)
     assert h[-1]["log_loss"] == pytest.approx(np.log(np.sum(np.exp(-(y * f - np.min(y * f))))) - np.min(y * f))
@@ -114,7 +114,7 @@ def test_multiclass_training_separates_three_clusters():
     X = centers[c] + 0.3 * rng.normal(size=(30, 2))
     net = verifier.mlp([2, 8, 3])
     res = train(net, net.init_params(seed=0), X, c, loss="logistic", steps=1500, lr=0.5, progress=False)
-    F = net.forward(res.params, X)
+    F = verifier.forward(net, res.params, X)
     assert np.array_equal(F.argmax(axis=1), c)
     assert res.history[-1]["min_margin"] > 0 and res.history[-1]["log_loss"] < -10
 

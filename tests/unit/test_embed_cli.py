@@ -43,7 +43,7 @@ def test_split_writes_wide_network_params_map_and_report(files, capsys):
     wide = load_network(out / "net.json")
     wp = load_params(out / "params.npz", wide)
     assert wide.param_shapes["W1"] == (6, 2)
-    np.testing.assert_allclose(wide.forward(wp, X), net.forward(p, X), atol=1e-14)
+    np.testing.assert_allclose(verifier.forward(wide, wp, X), verifier.forward(net, p, X), atol=1e-14)
     T = sps.load_npz(out / "T.npz")
     np.testing.assert_allclose(T @ net.flatten(p), wide.flatten(wp), atol=1e-15)
     exact = json.loads((out / "T_exact.json").read_text())

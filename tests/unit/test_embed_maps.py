@@ -43,7 +43,7 @@ def test_two_layer_split_matches_hand_built_wide_params():
     assert emb.wide_net.param_shapes == {"W1": (5, 3), "W2": (2, 5)}
     assert emb.info["copies"] == [1, 4]
     X = RNG.normal(size=(20, 3))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), rtol=1e-13, atol=1e-13)
 
 
 def test_T_entries_are_exact_rationals_and_an_isometry_in_fractions():
@@ -91,7 +91,7 @@ def test_deep_split_in_a_middle_layer():
     np.testing.assert_array_equal(emb.wide_params["W1"], p["W1"])
     np.testing.assert_array_equal(emb.wide_params["W4"], p["W4"])
     X = RNG.normal(size=(30, 3))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), rtol=1e-12, atol=1e-13)
 
 
 def test_first_layer_bias_is_split_too():
@@ -100,7 +100,7 @@ def test_first_layer_bias_is_split_too():
     emb = neuron_split(net, p, 1, 1, ["3/5", "4/5"])
     np.testing.assert_allclose(emb.wide_params["b1"], [p["b1"][0], 0.6 * p["b1"][1], p["b1"][2], 0.8 * p["b1"][1]])
     X = RNG.normal(size=(10, 2))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), atol=1e-14)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), atol=1e-14)
     assert _fraction_gram(emb) == [[int(i == j) for j in range(net.num_params)] for i in range(net.num_params)]
 
 
@@ -109,7 +109,7 @@ def test_multiclass_and_leaky_relu():
     p = net.init_params(0)
     emb = neuron_split(net, p, 1, 2, ["3/5", "4/5"])
     X = RNG.normal(size=(15, 2))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), atol=1e-14)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), atol=1e-14)
 
 
 # --------------------------------------------------------------------------- convolutions
@@ -141,7 +141,7 @@ def test_channel_split_before_pool_flatten_dense(pool):
     np.testing.assert_allclose(emb.wide_params["W2"], V, atol=1e-15)
     assert emb.wide_net.shapes["pool1"] == (5, 3, 3)
     X = RNG.normal(size=(8, 2, 6, 6))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), rtol=1e-12, atol=1e-13)
     assert _fraction_gram(emb) == [[int(i == j) for j in range(net.num_params)] for i in range(net.num_params)]
 
 
@@ -154,13 +154,13 @@ def test_channel_split_conv_to_conv_and_later_dense():
     np.testing.assert_allclose(emb.wide_params["W1"], W, atol=1e-15)
     np.testing.assert_allclose(emb.wide_params["W2"], V, atol=1e-15)
     np.testing.assert_allclose(emb.wide_params["b1"], [0.6 * p["b1"][0], p["b1"][1], 0.8 * p["b1"][0]])
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), rtol=1e-12, atol=1e-13)
     emb2 = channel_split(net, p, 2, 2, ["3/5", "4/5"])            # conv2 -> pool -> flatten -> fc3
     W, V = _hand_wide_cnn(p, "W2", "W3", 2, [0.6, 0.8], next_dense_block=4)
     np.testing.assert_allclose(emb2.wide_params["W3"], V, atol=1e-15)
-    np.testing.assert_allclose(emb2.wide_net.forward(emb2.wide_params, X), net.forward(p, X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb2.wide_net, emb2.wide_params, X), verifier.forward(net, p, X), rtol=1e-12, atol=1e-13)
     emb3 = neuron_split(net, p, 3, 1, ["1/sqrt(2)", "1/sqrt(2)"])  # the dense hidden layer after the convs
-    np.testing.assert_allclose(emb3.wide_net.forward(emb3.wide_params, X), net.forward(p, X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb3.wide_net, emb3.wide_params, X), verifier.forward(net, p, X), rtol=1e-12, atol=1e-13)
 
 
 def test_channel_split_without_pooling():
@@ -180,7 +180,7 @@ def test_add_zero_neuron_preserves_function_for_any_homogeneous_activation(act):
     assert emb.wide_params["W2"].shape == (5, 3)
     assert np.all(emb.wide_params["W2"][3:] == 0) and np.all(emb.wide_params["W3"][:, 3:] == 0)
     X = RNG.normal(size=(10, 2))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), rtol=1e-13)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), rtol=1e-13)
     assert emb.T.nnz == net.num_params and not emb.warnings
     assert _fraction_gram(emb) == [[int(i == j) for j in range(net.num_params)] for i in range(net.num_params)]
 
@@ -250,8 +250,8 @@ def test_power_split_is_built_but_flagged_with_the_reason():
     # the map really changes the function by the factor sum alpha^3 on that unit (closed form)
     X = RNG.normal(size=(5, 2))
     h = (X @ p["W1"].T) ** 2
-    want = net.forward(p, X)[:, 0] + (91 / 125 - 1) * p["W2"][0, 0] * h[:, 0]
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X)[:, 0], want, rtol=1e-12)
+    want = verifier.forward(net, p, X)[:, 0] + (91 / 125 - 1) * p["W2"][0, 0] * h[:, 0]
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X)[:, 0], want, rtol=1e-12)
 
 
 def test_output_preserving_rescale():
@@ -259,13 +259,13 @@ def test_output_preserving_rescale():
     p = net.init_params(0)
     emb = neuron_split(net, p, 1, 1, in_ratios=["1/2", "1/2"], out_ratios=["1", "1"])
     X = RNG.normal(size=(9, 2))
-    np.testing.assert_allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(p, X), atol=1e-14)
+    np.testing.assert_allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, p, X), atol=1e-14)
     assert any("not an isometry" in w for w in emb.warnings)
     # power:2: sum b_k a_k^2 = 1 is the output-preserving condition
     netp = verifier.mlp([2, 3, 1], activation="power:2")
     pp = netp.init_params(0)
     e2 = neuron_split(netp, pp, 1, 1, in_ratios=["1/2", "1/2"], out_ratios=["2", "2"])
-    np.testing.assert_allclose(e2.wide_net.forward(e2.wide_params, X), netp.forward(pp, X), rtol=1e-12)
+    np.testing.assert_allclose(verifier.forward(e2.wide_net, e2.wide_params, X), verifier.forward(netp, pp, X), rtol=1e-12)
     with pytest.raises(EmbeddingError, match=r"sum b_k a_k\^2 = 1/2 != 1"):
         neuron_split(netp, pp, 1, 1, in_ratios=["1/2", "1/2"], out_ratios=["1", "1"])
 
@@ -282,7 +282,7 @@ def _fd_grad(net, theta, x, h=1e-6):
     for i in range(theta.size):
         e = np.zeros_like(theta)
         e[i] = h
-        g[i] = (net.forward(theta + e, x)[0, 0] - net.forward(theta - e, x)[0, 0]) / (2 * h)
+        g[i] = (verifier.forward(net, theta + e, x)[0, 0] - verifier.forward(net, theta - e, x)[0, 0]) / (2 * h)
     return g
 
 

@@ -66,9 +66,9 @@ def test_cnn_channel_split_gradient_check_compares_inputs_at_harmless_ties():
     for _ in range(3):
         v = rng.normal(size=res.theta.size)
         v /= np.linalg.norm(v)
-        f0 = net.forward(res.theta, X)[:, 0]
-        right = (net.forward(res.theta + h * v, X)[:, 0] - f0) / h
-        left = (f0 - net.forward(res.theta - h * v, X)[:, 0]) / h
+        f0 = verifier.forward(net, res.theta, X)[:, 0]
+        right = (verifier.forward(net, res.theta + h * v, X)[:, 0] - f0) / h
+        left = (f0 - verifier.forward(net, res.theta - h * v, X)[:, 0]) / h
         assert np.allclose(right[keep], (J @ v)[keep], atol=1e-6 * np.abs(J).max())
         assert np.allclose(left[keep], right[keep], atol=1e-6 * np.abs(J).max())
 
@@ -85,7 +85,7 @@ def test_a_tie_that_matters_is_still_left_out():
     assert k and _samples_at_kinks_that_matter(fp, k) == {0}  # entries' gradients (1, 0, ..) and (0, 1, ..) differ
     # oracle: left and right derivatives in w1 differ (the max switches entry)
     W = p["W1"].copy()
-    f = lambda W1: net.forward({**p, "W1": W1}, x)[0, 0]
+    f = lambda W1: verifier.forward(net, {**p, "W1": W1}, x)[0, 0]
     d = np.zeros_like(W)
     d[0, 0, 0, 0] = 1e-3
     right, left = (f(W + d) - f(W)) / 1e-3, (f(W) - f(W - d)) / 1e-3

@@ -52,7 +52,7 @@ def test_multiclass_margins_by_hand():
     X, _ = random_data(net, n=4)
     y = np.array([0, 2, 1, 2])
     p = net.init_params(0)
-    out = net.forward(p, X)
+    out = verifier.forward(net, p, X)
     expected = [out[i, y[i]] - out[i, j] for i in range(4) for j in range(3) if j != y[i]]
     np.testing.assert_allclose(verifier.margins(net, p, X, y), expected, rtol=1e-14)
     fp, cons = prepare(net, p, X, y)
@@ -70,12 +70,12 @@ def test_forward_matches_torch_cnn():
     h = torch.relu(torch.nn.functional.conv2d(h, torch.tensor(p["W2"]), padding=1))
     h = torch.nn.functional.max_pool2d(h, 2).flatten(1)
     h = torch.relu(h @ torch.tensor(p["W3"]).T) @ torch.tensor(p["W4"]).T
-    np.testing.assert_allclose(net.forward(p, X), h.numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(verifier.forward(net, p, X), h.numpy(), rtol=1e-12, atol=1e-13)
     net2 = verifier.cnn((1, 6, 6), channels=[2], kernel_size=2, stride=2, padding=0, pool="avg", pool_size=3)
     p2 = net2.init_params(0)
     X2, _ = random_data(net2, n=2)
     t2 = torch.nn.functional.avg_pool2d(torch.relu(torch.nn.functional.conv2d(torch.tensor(X2), torch.tensor(p2["W1"]), stride=2)), 3)
-    np.testing.assert_allclose(net2.forward(p2, X2), t2.flatten(1).numpy() @ p2["W2"].T, rtol=1e-12)
+    np.testing.assert_allclose(verifier.forward(net2, p2, X2), t2.flatten(1).numpy() @ p2["W2"].T, rtol=1e-12)
 
 
 def test_kinks_reported():

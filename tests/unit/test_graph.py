@@ -1,6 +1,7 @@
 """The network IR: builders, JSON round trip, validation errors (what, where, what is valid)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def test_flat_order_matches_torch_parameters_to_vector():
     vec = torch.nn.utils.parameters_to_vector(model.parameters()).detach().numpy()
     np.testing.assert_array_equal(net.flatten(params), vec)
     X = np.random.default_rng(0).normal(size=(7, 3))
-    np.testing.assert_allclose(net.forward(params, X), model(torch.tensor(X)).detach().numpy(), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(verifier.forward(net, params, X), model(torch.tensor(X)).detach().numpy(), rtol=0, atol=1e-14)
 
 
 def test_init_params_reproducible():
@@ -56,7 +57,7 @@ def test_json_round_trip(tmp_path, net):
     assert again.param_shapes == net.param_shapes
     p = net.init_params(1)
     X = np.random.default_rng(0).normal(size=(3, *net.input_shape))
-    np.testing.assert_array_equal(again.forward(p, X), net.forward(p, X))
+    np.testing.assert_array_equal(verifier.forward(again, p, X), verifier.forward(net, p, X))
     assert Network.from_dict(json.loads(path.read_text())).to_dict() == net.to_dict()
 
 
@@ -187,3 +188,31 @@ def test_builder_argument_errors():
         verifier.diagonal_linear(3, depth=1)
     with pytest.raises(ShapeError, match="does not fit"):
         verifier.cnn((1, 2, 2), channels=[1], kernel_size=5, padding=0, pool=None)
+
+
+def test_graph_ir_is_the_ground_floor():
+    """The IR imports no analysis, engine or feature layer (issue: the IR is the ground floor)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(verifier.__file__).parent / "graph"
+    allowed = {"errors", "ops", "graph"}
+    for f in root.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                mod = (node.module or "").split(".")[0]
+                top = mod if node.level == 2 else "graph"
+                assert top in allowed, f"{f.name} imports {'.' * node.level}{node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("verifier") for a in node.names), f"{f.name} imports {node.names}"
+
+
+def test_moved_methods_name_their_replacement():
+    net = verifier.mlp([2, 3, 1])
+    for name, new in [("degree", "verifier.degree(net)"), ("forward", "verifier.forward(net, params, X)"),
+                      ("quasi_homogeneous_weights", "verifier.quasi_homogeneous_weights(net)")]:
+        with pytest.raises(AttributeError, match=re.escape(new)):
+            getattr(net, name)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        net.nonsense
+    assert verifier.degree(net) == 2 and verifier.degrees(net)["out"] == 2

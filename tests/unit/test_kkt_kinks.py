@@ -260,7 +260,7 @@ def test_zero_background_kinks_are_pruned():
     X, _ = images(6)
     X = np.where(np.abs(X) < 0.5, 0.0, X)
     p = net.init_params(0)
-    out = net.forward(p, X)[:, 0]
+    out = verifier.forward(net, p, X)[:, 0]
     X, y = X[np.abs(out) > 1e-6], np.sign(out[np.abs(out) > 1e-6])
     rep = check_kkt(net, p, X, y)
     # brute force: many ReLU pre-activations sit exactly at 0 (all-zero patches) ...

@@ -108,7 +108,7 @@ def test_deep_linear_balanced_is_kkt_unbalanced_is_not(widths):
     net = verifier.mlp(widths, activation="identity")
     L = len(widths) - 1
     p = balanced(w, widths, seed=5)
-    assert np.allclose(net.forward(p, X)[:, 0], X @ w)
+    assert np.allclose(verifier.forward(net, p, X)[:, 0], X @ w)
     rep = check_kkt(net, p, X, y)
     assert rep.verdict == "kkt" and rep.degree == L
     # multipliers: lambda = alpha * ||w||^((2 - 2L) / L) (stationarity in W_1 plus the SVM identity)
@@ -119,7 +119,7 @@ def test_deep_linear_balanced_is_kkt_unbalanced_is_not(widths):
     q = dict(p)
     q["W1"] = 2.0 * p["W1"]
     q[f"W{L}"] = 0.5 * p[f"W{L}"]
-    assert np.allclose(net.forward(q, X), net.forward(p, X))  # same predictor
+    assert np.allclose(verifier.forward(net, q, X), verifier.forward(net, p, X))  # same predictor
     rep2 = check_kkt(net, q, X, y)
     assert rep2.verdict == "not_kkt"
     assert rep2.eps_rel > 1e-2

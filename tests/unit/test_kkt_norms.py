@@ -62,7 +62,7 @@ def test_relu_network_general_norms_identity_and_gap():
     net = verifier.mlp([3, 5, 1])
     p = net.init_params(3)
     X = rng.normal(size=(10, 3))
-    out = net.forward(p, X)[:, 0]
+    out = verifier.forward(net, p, X)[:, 0]
     X, y = X[np.abs(out) > 1e-3], np.sign(out[np.abs(out) > 1e-3])
     for norm in ("l1", "linf"):
         r = check_kkt(net, p, X, y, norm=norm)

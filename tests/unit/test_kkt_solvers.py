@@ -23,7 +23,7 @@ def instance(widths, seed, n=14, multiclass=False):
     net = verifier.mlp(widths)
     p = net.init_params(seed)
     X = rng.normal(size=(n, widths[0]))
-    out = net.forward(p, X)
+    out = verifier.forward(net, p, X)
     y = out.argmax(1) if multiclass else np.sign(out[:, 0])
     keep = verifier.margins(net, p, X, y).reshape(n, -1).min(1) > 1e-3  # drop samples on the decision boundary
     return net, p, X[keep], y[keep]

@@ -33,8 +33,8 @@ SVM_H = SVM_Y[:, None] * SVM_X  # tangent features of a linear model, by hand
 
 
 def test_degrees_of_section_1():
-    assert verifier.mlp([2, 4, 4, 1], activation="relu_power:2").degree() == 1 + 2 + 4
-    assert verifier.mlp([2, 4, 4, 4, 1], activation="relu_power:3").degree() == 1 + 3 + 9 + 27
+    assert verifier.degree(verifier.mlp([2, 4, 4, 1], activation="relu_power:2")) == 1 + 2 + 4
+    assert verifier.degree(verifier.mlp([2, 4, 4, 4, 1], activation="relu_power:3")) == 1 + 3 + 9 + 27
 
 
 def test_svm_gap_identity_section_4():

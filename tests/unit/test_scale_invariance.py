@@ -57,7 +57,7 @@ def test_data_scale_does_not_change_the_verdict(s):
         assert np.isclose(rep.eps_rel, ref.eps_rel, rtol=1e-6, atol=1e-12)
         assert np.isclose(rep.delta_rel, ref.delta_rel, rtol=1e-6, atol=1e-12)
         # the normalised point of the scaled problem is the unscaled one divided by s^(1/L) (L = degree)
-        L = float(net.degree())
+        L = float(verifier.degree(net))
         assert np.allclose(rep.theta_hat * s ** (1.0 / L), ref.theta_hat, rtol=1e-9)
 
 

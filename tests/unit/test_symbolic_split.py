@@ -37,7 +37,7 @@ def test_split_identity_holds_for_one_homogeneous_activations(net, kw):
     theta = net.flatten(net.init_params(seed=1))
     X = rng.normal(size=(5, net.input_shape[0]))
     wide_theta = T @ theta
-    assert np.allclose(res.wide.forward(wide_theta, X), net.forward(theta, X), atol=1e-12)
+    assert np.allclose(verifier.forward(res.wide, wide_theta, X), verifier.forward(net, theta, X), atol=1e-12)
     assert np.isclose(np.linalg.norm(wide_theta), np.linalg.norm(theta))
     y = np.zeros(5, dtype=int) if net.num_outputs > 1 else np.sign(rng.normal(size=5))
     J = verifier.margin_jacobian(net, theta, X, y)
@@ -63,7 +63,7 @@ def test_split_identity_fails_for_power_two_and_says_why(act):
     X = np.random.default_rng(3).normal(size=(4, 2))
     z = X @ p["W1"][0]
     sig = z**2 if act == "power:2" else np.maximum(z, 0) ** 2
-    diff = res.wide.forward(T @ theta, X)[:, 0] - net.forward(theta, X)[:, 0]
+    diff = verifier.forward(res.wide, T @ theta, X)[:, 0] - verifier.forward(net, theta, X)[:, 0]
     assert np.allclose(diff, (91 / 125 - 1) * p["W2"][0, 0] * sig)
     assert np.isclose(np.linalg.norm(T @ theta), np.linalg.norm(theta))  # still an isometry
 

@@ -40,7 +40,7 @@ def node_degrees(net) -> dict[str, sp.Expr]:
     """Exact degree of every node (parameters have degree 1, the input 0).
 
     >>> import verifier
-    >>> verifier.mlp([2, 3, 1], activation="power:2").degrees()["out"]
+    >>> verifier.degrees(verifier.mlp([2, 3, 1], activation="power:2"))["out"]
     3
     """
 
@@ -56,6 +56,20 @@ def node_degrees(net) -> dict[str, sp.Expr]:
             raise err
 
     return _walk(net, lambda p: sp.Integer(1), equal)
+
+
+def degree(net) -> int | sp.Rational:
+    """Degree ``L`` of positive homogeneity in the parameters: ``Phi(c theta) = c^L Phi(theta)`` for ``c > 0``.
+
+    Raises :class:`~verifier.errors.NotHomogeneousError` naming the node and the reason when the network is
+    not homogeneous.
+
+    >>> import verifier
+    >>> verifier.degree(verifier.mlp([2, 8, 8, 1])), verifier.degree(verifier.mlp([2, 3, 1], activation="power:2"))
+    (3, 3)
+    """
+    d = node_degrees(net)[net.output]
+    return int(d) if d.is_Integer else d
 
 
 def input_degree(net) -> sp.Expr | None:
@@ -118,7 +132,7 @@ def quasi_homogeneous_weights(net) -> QuasiHomogeneity:
     """Solve exactly for ``r_j > 0`` with ``Phi(exp(s r) . theta) = exp(s) Phi(theta)``.
 
     >>> import verifier
-    >>> q = verifier.mlp([2, 3, 1], bias="all").quasi_homogeneous_weights()
+    >>> q = verifier.quasi_homogeneous_weights(verifier.mlp([2, 3, 1], bias="all"))
     >>> q.exists, {k: str(v) for k, v in q.weights.items()}
     (True, {'W1': '1/2', 'b1': '1/2', 'W2': '1/2', 'b2': '1'})
     """

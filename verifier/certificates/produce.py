@@ -43,6 +43,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._json import jsonable
+from ..analysis.homogeneity import degree
 
 from ..errors import VerifierError
 from . import checker as C
@@ -387,7 +388,7 @@ def _propose(net, params: Any, X: Any, y: Any, *, multipliers, kink_selections, 
     ps = net.check_params(params)
     Xa = check_inputs(net, X)
     ya = check_labels(net, y, Xa.shape[0])
-    L = net.degree()
+    L = degree(net)
     theta = net.flatten(ps)
     measured_d: dict[str, Any] = dict(measured or {})
     sels_in: list[Mapping[str, Any]] = list(kink_selections or [])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..analysis.homogeneity import node_degrees, quasi_homogeneous_weights
 from ..io import load_network
 
 
 def _degree(args: argparse.Namespace) -> int:
     net = load_network(args.net)
     if args.quasi:
-        q = net.quasi_homogeneous_weights()
+        q = quasi_homogeneous_weights(net)
         if args.json:
             print(json.dumps({"quasi_homogeneous": q.exists, "weights": {k: str(v) for k, v in q.weights.items()},
                               "general": {k: str(v) for k, v in q.general.items()}, "reason": q.reason}, indent=1))
@@ -22,7 +23,7 @@ def _degree(args: argparse.Namespace) -> int:
         else:
             print(f"not quasi-homogeneous: {q.reason}")
         return 0 if q.exists else 1
-    degs = net.degrees()
+    degs = node_degrees(net)
     if args.json:
         print(json.dumps({"degree": str(degs[net.output]), "nodes": {n: str(degs[n]) for n in net.order}}, indent=1))
         return 0

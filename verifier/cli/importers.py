@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..analysis.homogeneity import degree
 from ..errors import FormatError, NotHomogeneousError
 from ..io import atomic_write, atomic_write_text, check_output_path, load_network, load_params, save_params
 
@@ -47,7 +48,7 @@ def _import(args: argparse.Namespace) -> int:
     print(f"imported {src}: {len(net.nodes)} nodes, {net.num_params} parameters "
           f"({', '.join(f'{p}{list(net.param_shapes[p])}' for p in net.param_names)})")
     try:
-        print(f"positively homogeneous of degree {net.degree()}")
+        print(f"positively homogeneous of degree {degree(net)}")
     except NotHomogeneousError as e:
         print(f"not homogeneous: {e}")
     print(f"wrote {args.out} and {args.params}")

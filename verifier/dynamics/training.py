@@ -65,6 +65,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from ..analysis.homogeneity import degree as homogeneity_degree
 from ..errors import NotHomogeneousError
 from ..graph import Network
 from .losses import Problem, TrainingError, _LOG_MAX
@@ -289,7 +290,7 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
     minibatch = bs is not None and bs < n_samples
     batches = _Batches(prob, bs, seed) if bs is not None and minibatch else None
     try:
-        degree = net.degree()
+        degree = homogeneity_degree(net)
         L: float | None = float(degree)
     except NotHomogeneousError as e:
         if schedule == "adaptive":

@@ -37,7 +37,8 @@ import scipy.sparse as sps
 import sympy as sp
 
 from ..errors import VerifierError
-from ..numeric import check_inputs, jacobian_from, run_forward
+from ..analysis.homogeneity import degree
+from ..numeric import check_inputs, forward, jacobian_from, run_forward
 from ..numeric.data import Constraints
 from .maps import Embedding
 from .ratios import EmbeddingError, fmt, is_zero, to_fraction
@@ -337,8 +338,8 @@ def check_function(emb: Embedding, params: Any, X: Any, *, probes: int = 32, see
     Xall, n_data = _inputs(emb, X, probes, seed)
     worst = (-1.0, "", 0, 0, 0.0, 0.0)
     for label, th in _points(emb, params, seed):
-        out = emb.net.forward(th, Xall)
-        wout = emb.wide_net.forward(emb.apply(th), Xall)
+        out = forward(emb.net, th, Xall)
+        wout = forward(emb.wide_net, emb.apply(th), Xall)
         scale = float(np.abs(out).max())
         scale = scale if scale > 0 else 1.0
         diff = np.abs(wout - out) / scale
@@ -565,7 +566,7 @@ def _gap_with(net, theta_hat: np.ndarray, X: Any, y: Any, lam: np.ndarray) -> fl
             return None
         G = gram_from(fp, cons)
         q = margins_from(fp, cons)
-        L = float(net.degree())
+        L = float(degree(net))
     except VerifierError:
         return None
     c = 1.0 - q + L * q

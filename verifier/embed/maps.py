@@ -19,7 +19,7 @@ unit keeps its index and splits compose predictably.
 >>> emb.T_exact[emb.net.offsets["W1"][0] + 2, 2]     # W1[1, 0] -> its copy 1 (row 1)
 3/5
 >>> X = np.random.default_rng(0).normal(size=(5, 2))
->>> bool(np.allclose(emb.wide_net.forward(emb.wide_params, X), net.forward(emb.params, X)))
+>>> bool(np.allclose(verifier.forward(emb.wide_net, emb.wide_params, X), verifier.forward(net, emb.params, X)))
 True
 """
 

@@ -89,10 +89,11 @@ def _layer(nodes: list, prev: str, l: int, out: int, bias: bool, act: tuple[str,
 def mlp(widths: Sequence[int], activation: str = "relu", bias: str = "none") -> Network:
     """Fully connected ``widths[0] -> ... -> widths[-1]`` with ``activation`` after each hidden layer.
 
+    >>> import verifier
     >>> net = mlp([2, 8, 8, 1])
-    >>> net.degree(), net.param_shapes["W2"]
+    >>> verifier.degree(net), net.param_shapes["W2"]
     (3, (8, 8))
-    >>> mlp([2, 4, 4, 1], activation="relu_power:2").degree()
+    >>> verifier.degree(mlp([2, 4, 4, 1], activation="relu_power:2"))
     7
     """
     w = _widths(widths)
@@ -124,8 +125,9 @@ def cnn(
 ) -> Network:
     """Conv/activation/pool blocks, then flatten and dense layers (``hidden`` widths, then ``outputs``).
 
+    >>> import verifier
     >>> net = cnn((1, 6, 6), channels=[2, 3], pool="avg")
-    >>> net.degree(), net.param_shapes["W1"], net.param_shapes["W3"]
+    >>> verifier.degree(net), net.param_shapes["W1"], net.param_shapes["W3"]
     (3, (2, 1, 3, 3), (1, 3))
     """
     shape = _widths(input_shape, "input_shape", 3)
@@ -163,8 +165,9 @@ def diagonal_linear(d: int, depth: int = 2) -> Network:
 
     Depth 2 names the tensors ``u`` (shape ``(d,)``) and ``v`` (shape ``(1, d)``).
 
+    >>> import verifier
     >>> net = diagonal_linear(3)
-    >>> net.param_names, net.degree()
+    >>> net.param_names, verifier.degree(net)
     (['u', 'v'], 2)
     """
     (d,) = _widths([d], "d", 1)

@@ -19,7 +19,6 @@ from typing import Any, Iterable, Mapping
 
 import networkx as nx
 import numpy as np
-import sympy as sp
 
 from ..errors import FormatError, GraphError, ParameterError, ShapeError
 from ..ops import REGISTRY, get_op
@@ -64,7 +63,7 @@ class Network:
 
     >>> import verifier
     >>> net = verifier.mlp([2, 8, 8, 1])
-    >>> net.degree()
+    >>> verifier.degree(net)
     3
     >>> net.param_names, net.num_params
     (['W1', 'W2', 'W3'], 88)
@@ -168,26 +167,15 @@ class Network:
     def node(self, name: str) -> Node:
         return self.nodes[name]
 
-    def degrees(self) -> dict[str, sp.Expr]:
-        """Degree of every node in the parameters (exact); raises if not homogeneous."""
-        from ..analysis.homogeneity import node_degrees
+    #: analyses that used to be methods; the IR is the ground floor and imports no analysis
+    _MOVED = {"degree": "verifier.degree(net)", "degrees": "verifier.degrees(net)",
+              "quasi_homogeneous_weights": "verifier.quasi_homogeneous_weights(net)",
+              "forward": "verifier.forward(net, params, X)"}
 
-        return node_degrees(self)
-
-    def degree(self) -> int | sp.Rational:
-        """Degree ``L`` of positive homogeneity: ``Phi(c theta) = c^L Phi(theta)``, ``c > 0``.
-
-        Raises :class:`~verifier.errors.NotHomogeneousError` naming the node and
-        the reason when the network is not homogeneous.
-        """
-        d = self.degrees()[self.output]
-        return int(d) if d.is_Integer else d
-
-    def quasi_homogeneous_weights(self):
-        """Exact weights ``r_j > 0`` per tensor (Kunin et al.), see :mod:`verifier.analysis.homogeneity`."""
-        from ..analysis.homogeneity import quasi_homogeneous_weights
-
-        return quasi_homogeneous_weights(self)
+    def __getattr__(self, name: str) -> Any:
+        if name in Network._MOVED:
+            raise AttributeError(f"Network.{name}() moved out of the graph IR: use {Network._MOVED[name]}")
+        raise AttributeError(f"'Network' object has no attribute {name!r}")
 
     def describe(self) -> str:
         lines = [f"{'node':<14} {'op':<12} {'shape':<16} params"]
@@ -267,13 +255,6 @@ class Network:
                 std = scale
             out[p] = rng.normal(0.0, std, size=shape)
         return out
-
-    # -- numerics (thin wrappers over verifier.numeric) ------------------------
-    def forward(self, params: Mapping[str, Any] | np.ndarray, X: Any) -> np.ndarray:
-        """Outputs ``Phi(theta; X)`` of shape ``(n, C)``."""
-        from ..numeric.engine import forward
-
-        return forward(self, params, X)
 
     # -- (de)serialisation ---------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ evaluator (``onnx.reference``, run in float64) on a fixed random batch.
 ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
 ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])], [W, V])
 >>> net, params = verifier.from_onnx(helper.make_model(g))
->>> net.param_names, params["V"].shape, net.degree()
+>>> net.param_names, params["V"].shape, verifier.degree(net)
 (['W', 'V'], (1, 3), 2)
 """
 
@@ -60,6 +60,7 @@ import numpy as np
 
 from ..errors import FormatError, ShapeError
 from ..graph import Network
+from ..numeric.engine import forward
 from ._common import Builder, UnsupportedModelError, compare_outputs, require
 
 Params = dict[str, np.ndarray]
@@ -443,7 +444,7 @@ def _check_reference(mp, net: Network, params: Params, xname: str, n: int, tol: 
         warnings.warn(f"{source}: onnx.reference could not evaluate the model ({type(e).__name__}: {e}); "
                       "the import was not checked", stacklevel=3)
         return
-    compare_outputs(net.forward(params, X), np.asarray(ref, dtype=np.float64).reshape(n, -1), tol,
+    compare_outputs(forward(net, params, X), np.asarray(ref, dtype=np.float64).reshape(n, -1), tol,
                     f"{source} (checked against onnx.reference)")
 
 

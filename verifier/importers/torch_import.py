@@ -53,7 +53,7 @@ dict that loads straight back into the model.
 >>> model = torch.nn.Sequential(torch.nn.Linear(3, 5, bias=False), torch.nn.ReLU(),
 ...                             torch.nn.Linear(5, 1, bias=False))
 >>> net, params = verifier.from_torch(model, torch.zeros(2, 3))
->>> net.param_names, net.degree(), params["0.weight"].shape
+>>> net.param_names, verifier.degree(net), params["0.weight"].shape
 (['0.weight', '2.weight'], 2, (5, 3))
 """
 
@@ -68,6 +68,7 @@ import numpy as np
 
 from ..errors import DataError, ParameterError, ShapeError
 from ..graph import Network
+from ..numeric.engine import forward
 from ._common import Builder, UnsupportedModelError, compare_outputs, pair, require
 
 Params = dict[str, np.ndarray]
@@ -673,7 +674,7 @@ def from_torch(model: Any, example_input: Any, *, check: bool = True, tol: float
     >>> net, params = verifier.from_torch(Res(), torch.zeros(1, 4))
     >>> net.param_names
     ['fc1.weight', 'fc1.bias', 'fc2.weight']
-    >>> net.quasi_homogeneous_weights().exists   # bias + skip connection: not homogeneous at all
+    >>> verifier.quasi_homogeneous_weights(net).exists   # bias + skip connection: not homogeneous at all
     False
     """
     torch = _torch()
@@ -719,7 +720,7 @@ def from_torch(model: Any, example_input: Any, *, check: bool = True, tol: float
                 ref = model64(xc)
             if not isinstance(ref, torch.Tensor):
                 raise UnsupportedModelError(f"the model returns {type(ref).__name__}; it must return one tensor (N, C)")
-            compare_outputs(net.forward(params, xc.numpy()), ref.numpy(), tol,
+            compare_outputs(forward(net, params, xc.numpy()), ref.numpy(), tol,
                             f"model {type(model).__name__} on {what}")
     return net, params
 
@@ -742,7 +743,7 @@ def to_torch_state_dict(net: Network, params: Mapping[str, Any] | Any, *, model:
     >>> model.load_state_dict(verifier.to_torch_state_dict(net, params, model=model))
     <All keys matched successfully>
     >>> x = torch.randn(5, 2, dtype=torch.float64)
-    >>> bool(abs(model.double()(x).detach().numpy() - net.forward(params, x.numpy())).max() < 1e-12)
+    >>> bool(abs(model.double()(x).detach().numpy() - verifier.forward(net, params, x.numpy())).max() < 1e-12)
     True
     """
     torch = _torch()

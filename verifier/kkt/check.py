@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ResourceError
+from ..analysis.homogeneity import degree, input_degree
 from ..numeric.batched import Batched
 from ..numeric.data import Constraints
 from ..numeric.engine import ForwardPass, Kink, forward_unchecked, gram_from, jacobian_from, kinks_from, weighted_gradient_from
@@ -229,7 +230,7 @@ def check_kkt(
     mem = _check_memory_limit(memory_limit)
     if isinstance(working_set_size, bool) or not isinstance(working_set_size, (int, np.integer)) or working_set_size < 1:
         raise KKTError(f"working_set_size={working_set_size!r} must be a positive integer")
-    deg = net.degree()
+    deg = degree(net)
     L = float(deg)
     deg_out: int | float = int(deg) if float(deg).is_integer() else L
     if not L > 0:
@@ -401,7 +402,6 @@ def check_kkt(
 
 def Lx_of(net) -> Any:
     """The network's degree in its input (``None`` when it is not homogeneous in ``x``)."""
-    from ..analysis.homogeneity import input_degree
 
     return input_degree(net)
 

@@ -33,7 +33,7 @@ def run_demo(out: str | Path, *, steps: int = 3000, n: int = 40, hidden: int = 1
     out.mkdir(parents=True, exist_ok=True)
     X, y = two_clusters_xor(n, seed=seed)
     net = verifier.mlp([2, hidden, 1])
-    say(f"network {net}, degree L = {net.degree()}; data: {n} samples (two clusters, XOR labels)")
+    say(f"network {net}, degree L = {verifier.degree(net)}; data: {n} samples (two clusters, XOR labels)")
     res = verifier.train(net, net.init_params(seed=seed + 1), X, y, steps=steps, lr=0.5, progress=False,
                          kkt_every=max(1, steps // 20))
     (out / "history.json").write_text(json.dumps(res.to_dict()) + "\n")

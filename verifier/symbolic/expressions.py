@@ -13,12 +13,12 @@ symbol ``c``:
    partial derivatives (``relu' = step``; the identity holds for every value
    ``step(0)`` may take in its Clarke interval, see
    :func:`~verifier.symbolic.functions.euler_rewrite`);
-3. agreement with the graph calculus ``net.degree()`` and with sympy's
+3. agreement with the graph calculus ``verifier.degree(net)`` and with sympy's
    ``homogeneous_order`` on the polynomial of a few activation regions (an
    oracle independent of our relu function).
 
 For a quasi-homogeneous network (weights ``r`` from
-``net.quasi_homogeneous_weights()``) the weighted versions
+``verifier.quasi_homogeneous_weights(net)``) the weighted versions
 ``Phi(c^r . theta) = c Phi(theta)`` and ``sum_j r_j theta_j dPhi/dtheta_j = Phi``
 are proved instead, and each region monomial is checked to have weighted degree 1.
 """
@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 import sympy as sp
 
+from ..analysis.homogeneity import degree, quasi_homogeneous_weights
 from ..analysis.symbolic_eval import param_symbols, region_functions, symbolic_forward
 from ..errors import DataError, NotHomogeneousError, ParameterError
 from ._common import Budget, check_limit, to_rational
@@ -186,7 +187,7 @@ class HomogeneityProof:
         lines.append(f"  {ident}  =  {', '.join(map(str, self.identity_residual))}")
         lines.append(f"  Euler: {eul}  =  {', '.join(map(str, self.euler_residual))}   (relu' = step, any step(0) in [0, 1])")
         if self.kind == "homogeneous":
-            lines.append(f"  graph calculus net.degree() = {self.graph_degree}")
+            lines.append(f"  graph calculus verifier.degree(net) = {self.graph_degree}")
             lines.append(f"  sympy homogeneous_order on {len(self.region_orders)} activation-region polynomials: {self.region_orders}")
         else:
             lines.append(f"  graph calculus weights = {self.graph_degree}")
@@ -248,11 +249,11 @@ def prove_homogeneity(net, *, regions: int = 3, seed: int = 0, max_params: int |
                 "the expressions grow with the parameters and the depth")
     budget = Budget(time_budget, "prove_homogeneity")
     try:
-        L = net.degree()
+        L = degree(net)
         weights = None
     except NotHomogeneousError as err:
         try:
-            q = net.quasi_homogeneous_weights()
+            q = quasi_homogeneous_weights(net)
         except NotHomogeneousError:
             raise err from None
         if not q.exists:

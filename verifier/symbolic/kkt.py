@@ -42,6 +42,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import sympy as sp
 
+from ..analysis.homogeneity import degree
 from ..analysis.symbolic_eval import param_symbols, symbolic_forward
 from ..errors import VerifierError
 from ..kkt.kinks import exact_relaxation
@@ -449,7 +450,7 @@ def kkt_system(net, X: Any, y: Any, *, max_params: int | None = 64, max_samples:
     >>> sys_.slackness[0]
     Eq(lambda_0*(W1_0_0 - 1), 0)
     """
-    L = net.degree()
+    L = degree(net)
     check_limit("the number of parameters", net.num_params, max_params, "max_params")
     Xs, cons, labels = _data(net, X, y)
     check_limit("the number of samples", len(Xs), max_samples, "max_samples")
@@ -720,7 +721,7 @@ def solve_kkt(net, X: Any, y: Any, *, max_params: int | None = 8, max_samples: i
     >>> [(p.theta, p.multipliers, p.norm_sq) for p in sol.points]
     [([1, -1], [1, 1], 2)]
     """
-    L = net.degree()
+    L = degree(net)
     if not (sp.sympify(L) > 0):
         raise VerifierError(f"the network has degree {L}; the max-margin problem needs degree L > 0")
     check_limit("the number of parameters", net.num_params, max_params, "max_params",

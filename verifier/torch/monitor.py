@@ -56,6 +56,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..analysis.homogeneity import degree
 from ..errors import DataError, FormatError, VerifierError
 from ..importers._common import require
 
@@ -155,7 +156,7 @@ class KKTMonitor:
         probe = copy.deepcopy(model).eval()  # the graph of the deterministic network (dropout off)
         self.net, _ = from_torch(probe, torch.as_tensor(self.X[: min(8, len(self.X))]))
         del probe
-        self.degree = self.net.degree()  # NotHomogeneousError names the node
+        self.degree = degree(self.net)  # NotHomogeneousError names the node
         self.L = float(self.degree)
         self.problem = Problem(self.net, self.X, self.y, self.loss)  # validates X, y against the network
         self.weights = weight_tensors(self.net)
