@@ -137,7 +137,7 @@ def test_history_checkpoints_and_progress(capsys):
     train(net, None, X, y, steps=5, progress=None)  # stderr is not a terminal under pytest: no bar
     assert capsys.readouterr().err == ""
     doc = res.to_dict()
-    assert doc["meta"]["format"] == "kkt-verifier/train-history" and doc["meta"]["degree"] == "2"
+    assert doc["format"] == "kkt-verifier/train-history" and doc["meta"]["degree"] == "2"
     assert json.loads(json.dumps(doc))["history"][-1]["step"] == 50
     assert set(res.history[0]) >= {"step", "loss", "log_loss", "min_margin", "normalized_margin", "norm"}
 

@@ -163,7 +163,7 @@ def test_json_format_errors(tmp_path):
     with pytest.raises(FormatError, match="not valid JSON"):
         Network.from_json("{nodes: ]")
     d = verifier.mlp([2, 1]).to_dict()
-    with pytest.raises(FormatError, match=r"field 'version' is 99; this tool reads version 1"):
+    with pytest.raises(FormatError, match=r"field 'version' is 99; this verifier reads version\(s\) 1"):
         Network.from_dict({**d, "version": 99})
     with pytest.raises(FormatError, match="field 'nodes' must be a non-empty list"):
         Network.from_dict({**d, "nodes": {}})
@@ -196,7 +196,7 @@ def test_graph_ir_is_the_ground_floor():
     import pathlib
 
     root = pathlib.Path(verifier.__file__).parent / "graph"
-    allowed = {"errors", "ops", "graph"}
+    allowed = {"errors", "ops", "graph", "_json"}
     for f in root.glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level >= 1:

@@ -110,7 +110,7 @@ def test_report_dict_is_json_and_matches_attributes():
         assert d[key] == (getattr(r, key) if not isinstance(getattr(r, key), np.floating) else float(getattr(r, key)))
     assert d["multipliers"] == r.multipliers.tolist()
     assert d["support"] == r.support.tolist()
-    assert d["meta"]["format"] == "verifier-kkt-report"
+    assert d["format"] == "kkt-verifier/kkt-report" and d["version"] == 2 and d["meta"]["tool"].startswith("verifier ")
     text = str(r)
     assert "verdict" in text and "eps_rel" in text
 

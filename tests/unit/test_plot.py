@@ -141,3 +141,24 @@ def test_digits_example_end_to_end(tmp_path, capsys):
         assert r[2] == e["verdict"]
         assert float(r[4]) == pytest.approx(e["eps_rel"], rel=1e-2)  # printed with 3 digits
     assert (tmp_path / "history.png").stat().st_size > 0 and (tmp_path / "history-support.png").stat().st_size > 0
+
+
+def test_history_header_versions(tmp_path):
+    """Both history layouts read (version 2: the common header; version 1: format/version inside meta);
+    a wrong format or version is one FormatError naming the file and the field."""
+    from verifier._json import header
+    from verifier.errors import FormatError
+    from verifier.report import load_history
+
+    v2 = {**header("kkt-verifier/train-history", 2, steps=3), "history": HIST}
+    v1 = {"meta": {"format": "kkt-verifier/train-history", "version": 1}, "history": HIST}
+    for i, doc in enumerate([v2, v1, {"history": HIST}]):
+        (tmp_path / f"h{i}.json").write_text(json.dumps(doc))
+        assert load_history(tmp_path / f"h{i}.json") == HIST
+    bad = [({**v2, "version": 3}, r"h\.json'?: field 'version' is 3; this verifier reads version\(s\) 2"),
+           ({**v2, "format": "kkt-verifier/network"}, r"field 'format' is 'kkt-verifier/network'; expected 'kkt-verifier/train-history'"),
+           ({"meta": {"format": "kkt-verifier/train-history", "version": 2}, "history": HIST}, r"meta: field 'version' is 2")]
+    for doc, msg in bad:
+        (tmp_path / "h.json").write_text(json.dumps(doc))
+        with pytest.raises(FormatError, match=msg):
+            load_history(tmp_path / "h.json")

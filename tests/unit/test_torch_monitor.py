@@ -87,7 +87,7 @@ def test_monitor_matches_check_kkt_and_torch_on_the_same_weights(data, tmp_path)
     assert e["source_dtype"] == "float64" and e["seconds"] > 0
     # the log file: the training-history format, rewritten at every record
     doc = json.loads((tmp_path / "h.json").read_text())
-    assert doc["meta"]["format"] == "kkt-verifier/train-history" and doc["meta"]["version"] == 1
+    assert doc["format"] == "kkt-verifier/train-history" and doc["version"] == 2
     assert [h["step"] for h in load_history(tmp_path / "h.json")] == [0, 40, 80, 120]
 
 

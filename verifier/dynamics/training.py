@@ -65,6 +65,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from .._json import header
 from ..analysis.homogeneity import degree as homogeneity_degree
 from ..errors import NotHomogeneousError
 from ..graph import Network
@@ -81,7 +82,7 @@ MAX_HALVINGS = 60
 DAMPING_GROWTH = 2.0 ** 0.2
 
 HISTORY_FORMAT = "kkt-verifier/train-history"
-HISTORY_VERSION = 1  # 1 -- first version
+HISTORY_VERSION = 2  # 1 -- format/version inside "meta"; 2 -- the common header: format, version, meta at the top
 
 
 @dataclass
@@ -95,9 +96,9 @@ class TrainResult:
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: a ``meta`` block (format, version, configuration) and the history."""
-        return {"meta": {"format": HISTORY_FORMAT, "version": HISTORY_VERSION, **self.config},
-                "history": [dict(h) for h in self.history]}
+        """JSON-ready: the common header (``format``, ``version``, ``meta`` with the configuration) and the
+        history (one entry per recorded step)."""
+        return {**header(HISTORY_FORMAT, HISTORY_VERSION, **self.config), "history": [dict(h) for h in self.history]}
 
 
 class _When:

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .._json import jsonable
+from .._json import header, jsonable
 from ..results import Check
 import scipy.sparse as sps
 import sympy as sp
@@ -50,9 +50,10 @@ FLOW_ERR_SLACK = 10.0
 
 ALL_CHECKS = ("isometry", "function", "gradient", "kkt", "gd_trajectory", "flow_trajectory", "direction")
 #: JSON report format; changes:
-#:   1 -- first version.
+#:   1 -- first version;
+#:   2 -- the common header: a ``meta`` block (tool, timestamp) beside ``format`` and ``version``.
 REPORT_FORMAT = "kkt-verifier/embedding-report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 _METHOD_WHY = {
     "sign": ("sign descent is coordinate-wise: its step ||g||_1 sign(g) does not commute with T "
@@ -121,8 +122,7 @@ class EmbeddingReport:
     def to_dict(self) -> dict[str, Any]:
         e = self.embedding
         return {
-            "format": REPORT_FORMAT,
-            "version": REPORT_VERSION,
+            **header(REPORT_FORMAT, REPORT_VERSION),
             "embedding": {"description": e.description, "kind": e.kind, "shape": list(e.shape),
                           "rational": e.is_rational, "nnz": int(e.T.nnz), "info": _jsonable(e.info),
                           "warnings": list(e.warnings)},

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 import numpy as np
 
+from .._json import check_header
 from ..errors import FormatError, GraphError, ParameterError, ShapeError
 from ..ops import REGISTRY, get_op
 from ..ops.base import Op, Shape
@@ -269,11 +270,7 @@ class Network:
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "network") -> "Network":
         if not isinstance(d, Mapping):
             raise FormatError(f"{source}: expected a JSON object with fields 'format', 'version', 'nodes'")
-        if d.get("format", FORMAT_NAME) != FORMAT_NAME:
-            raise FormatError(f"{source}: field 'format' is {d.get('format')!r}, expected {FORMAT_NAME!r}")
-        version = d.get("version")
-        if version != FORMAT_VERSION:
-            raise FormatError(f"{source}: field 'version' is {version!r}; this tool reads version {FORMAT_VERSION}")
+        check_header(d, FORMAT_NAME, (FORMAT_VERSION,), where=source)
         nodes = d.get("nodes")
         if not isinstance(nodes, list) or not nodes:
             raise FormatError(f"{source}: field 'nodes' must be a non-empty list of node objects")

@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from .._json import jsonable
+from .._json import header, jsonable
 
 #: Version of the ``to_dict`` layout; bump on incompatible changes.
-#: 1: first version (issue 3).
-FORMAT_VERSION = 1
+#: 1: first version (issue 3), format name "verifier-kkt-report" inside a ``meta`` block;
+#: 2: the common header of the verifier's files (``format``, ``version``, ``meta`` at the top).
+FORMAT_NAME = "kkt-verifier/kkt-report"
+FORMAT_VERSION = 2
 
 
 def _json_safe(value: Any) -> Any:
@@ -144,8 +146,8 @@ class KKTReport:
         return self.verdict == "kkt"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict with the attribute names as keys (plus a ``meta`` block)."""
-        out: dict[str, Any] = {"meta": {"format": "verifier-kkt-report", "version": FORMAT_VERSION}}
+        """JSON-safe dict: the common header (``format``, ``version``, ``meta``), then the attribute names as keys."""
+        out: dict[str, Any] = header(FORMAT_NAME, FORMAT_VERSION)
         for f in fields(self):
             out[f.name] = _json_safe(getattr(self, f.name))
         return out

@@ -28,16 +28,33 @@ def _read_json(path: Any, what: str) -> Any:
 
 def load_history(h: Any) -> list[dict[str, Any]]:
     """A training history as a list of dicts: from a ``TrainResult``, its ``to_dict()``, a list, or a JSON file."""
+    where = "history"
     if hasattr(h, "history"):
         h = h.history
     if isinstance(h, (str, Path)):
+        where = f"history file {str(h)!r}"
         h = _read_json(h, "history")
     if isinstance(h, Mapping) and "history" in h:
+        _check_history_header(h, where)
         h = h["history"]
     if not isinstance(h, list) or not all(isinstance(e, Mapping) for e in h):
         raise FormatError("history must be a list of dicts (step, loss, normalized_margin, eps_rel, delta_rel), "
                           "a TrainResult, or a JSON file of TrainResult.to_dict()")
     return [dict(e) for e in h]
+
+
+def _check_history_header(doc: Mapping[str, Any], where: str) -> None:
+    """The header of a training-history document: version 2 (the common header) or version 1 (format and
+    version inside ``meta``, written before version 2); a document without any header (a hand-made
+    ``{"history": [...]}``) is accepted."""
+    from .._json import check_header
+    from ..dynamics.training import HISTORY_FORMAT, HISTORY_VERSION
+
+    meta = doc.get("meta")
+    if "format" in doc or "version" in doc:
+        check_header(doc, HISTORY_FORMAT, (HISTORY_VERSION,), where=where)
+    elif isinstance(meta, Mapping) and ("format" in meta or "version" in meta):
+        check_header(meta, HISTORY_FORMAT, (1,), where=f"{where}, meta")
 
 
 def load_embedding_history(s: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from .._json import header
 from . import cells as C
 from .spec import Cell, Spec, SweepError, load_spec, parse_spec
 
@@ -27,7 +28,7 @@ from .spec import Cell, Spec, SweepError, load_spec, parse_spec
 #:   1 -- first version: format, version, cell (id, key, axes, label, kind, inputs), status, error, row,
 #:        report, seconds, worker.
 CELL_FORMAT = "kkt-verifier/sweep-cell"
-CELL_FORMAT_VERSION = 1
+CELL_FORMAT_VERSION = 2  # 1: format/version only; 2: the common header (adds meta)
 #: how long to try reaching an existing scheduler (``scheduler=``) before giving up with a clear error
 CONNECT_TIMEOUT = "20s"
 
@@ -108,7 +109,7 @@ def read_record(out: Path, cell: Cell) -> dict[str, Any] | None:
 
 
 def _write_record(out: Path, cell: Cell, rec: Mapping[str, Any]) -> dict[str, Any]:
-    doc = {"format": CELL_FORMAT, "version": CELL_FORMAT_VERSION,
+    doc = {**header(CELL_FORMAT, CELL_FORMAT_VERSION),
            "cell": {"id": cell.id, "key": cell.key, "axes": cell.axes, "label": cell.label, "kind": cell.kind,
                     "inputs": cell.inputs()},
            **{k: v for k, v in rec.items() if k != "extra"}}

@@ -177,9 +177,8 @@ class KKTMonitor:
 
     @property
     def meta(self) -> dict[str, Any]:
-        from ..dynamics.training import HISTORY_FORMAT, HISTORY_VERSION
-
-        return {"format": HISTORY_FORMAT, "version": HISTORY_VERSION, "source": "verifier.torch.KKTMonitor",
+        """The configuration written in the history file's ``meta`` block."""
+        return {"source": "verifier.torch.KKTMonitor",
                 "model": type(self.model).__name__, "loss": self.loss, "degree": str(self.degree),
                 "num_params": int(self.net.num_params), "n_samples": int(self.X.shape[0]),
                 "input_shape": list(self.net.input_shape), "every": self.every, "near": self.near,
@@ -187,8 +186,11 @@ class KKTMonitor:
                 "import_seconds": round(self.import_seconds, 4), "weights": self.weights}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"meta": {...}, "history": [...]}`` (the training-history format)."""
-        return {"meta": self.meta, "history": [dict(h) for h in self.history]}
+        """JSON-ready: the training-history format (the common header with :attr:`meta`, then ``history``)."""
+        from .._json import header
+        from ..dynamics.training import HISTORY_FORMAT, HISTORY_VERSION
+
+        return {**header(HISTORY_FORMAT, HISTORY_VERSION, **self.meta), "history": [dict(h) for h in self.history]}
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` (default: ``log``)."""
