@@ -88,7 +88,7 @@ def test_network_expr_shapes_and_bad_input():
     verifier.cnn((1, 3, 3), channels=[1], kernel_size=2, padding=0, pool="max", pool_size=2),
 ], ids=["relu", "abs-3layer", "leaky-bias1", "power2", "relupow3", "diag3", "cnn-maxpool"])
 def test_prove_homogeneity_agrees_with_graph_calculus_and_homogeneous_order(net):
-    proof = prove_homogeneity(net)
+    proof = prove_homogeneity(net, time_budget=None)
     assert proof.kind == "homogeneous"
     assert proof.degree == verifier.degree(net)
     assert proof.identity_residual == [0] * len(proof.identity_residual)
@@ -106,7 +106,7 @@ def test_prove_homogeneity_agrees_with_graph_calculus_and_homogeneous_order(net)
 def test_wrong_degree_is_not_proved():
     """The identity is tied to the graph degree: claiming L+1 leaves a non-zero residual."""
     net = verifier.mlp([2, 2, 1])
-    proof = prove_homogeneity(net)
+    proof = prove_homogeneity(net, time_budget=None)
     phi = proof.expression
     c = proof.scale
     wrong = sp.expand(proof.scaled - c**3 * phi)
@@ -117,7 +117,7 @@ def test_quasi_homogeneous_weighted_identity():
     net = verifier.mlp([2, 2, 1], bias="all")
     with pytest.raises(NotHomogeneousError):
         verifier.degree(net)
-    proof = prove_homogeneity(net)
+    proof = prove_homogeneity(net, time_budget=None)
     q = verifier.quasi_homogeneous_weights(net)
     assert proof.kind == "quasi-homogeneous" and proof.weights == q.weights
     assert proof.identity_residual == [0] and proof.euler_residual == [0]
@@ -135,12 +135,12 @@ def test_non_homogeneous_gives_the_core_error():
         with pytest.raises(NotHomogeneousError) as core:
             verifier.degree(net)
         with pytest.raises(NotHomogeneousError) as ours:
-            prove_homogeneity(net)
+            prove_homogeneity(net, time_budget=None)
         assert str(ours.value) == str(core.value) and "act1" in str(ours.value)
 
 
 def test_limits_and_time_budget():
     with pytest.raises(SymbolicLimitError, match=r"parameters is 86.*max_params=64"):
-        prove_homogeneity(verifier.mlp([4, 8, 6, 1]))
+        prove_homogeneity(verifier.mlp([4, 8, 6, 1]), time_budget=None)
     with pytest.raises(TimeBudgetError, match="time budget of 0.001 s"):
         prove_homogeneity(verifier.cnn((1, 4, 4), channels=[2]), time_budget=0.001)

@@ -103,7 +103,7 @@ def test_linear_model_three_points_equals_the_svm():
     net = verifier.mlp([2, 1])
     X = np.array([[2.0, 1.0], [1.0, 3.0], [-1.0, -0.5]])
     y = np.array([1, 1, -1])
-    sol = solve_kkt(net, X, y)
+    sol = solve_kkt(net, X, y, time_budget=None)
     assert sol.complete and len(sol.points) == 1 and not sol.families
     p = sol.points[0]
     assert all(v.is_Rational for v in p.theta)  # a linear problem has a rational solution
@@ -116,7 +116,7 @@ def test_one_relu_neuron_on_two_points_closed_form():
     # Phi = v relu(w . x); x1 = e1, x2 = e2, both +1: w ~ (1, 1), v = ||w|| = 2^(1/4)
     net = verifier.mlp([2, 1, 1])
     X = np.eye(2)
-    sol = solve_kkt(net, X, np.array([1, 1]))
+    sol = solve_kkt(net, X, np.array([1, 1]), time_budget=None)
     assert sol.complete and len(sol.points) == 1
     p = sol.points[0]
     r = sp.root(2, 4)
@@ -126,7 +126,7 @@ def test_one_relu_neuron_on_two_points_closed_form():
     assert p.label == "x0: +; x1: +" and p.relaxation == "none"
     numeric_checks(net, p, X, np.array([1, 1]))
     # one neuron cannot give opposite signs: no KKT point, and the search is complete
-    none = solve_kkt(net, X, np.array([1, -1]))
+    none = solve_kkt(net, X, np.array([1, -1]), time_budget=None)
     assert none.complete and len(none) == 0 and not none.families
 
 
@@ -134,7 +134,7 @@ def test_two_layer_linear_network_is_balanced_and_factors_the_svm():
     net = verifier.mlp([2, 1, 1], activation="identity")
     X = np.array([[1.0, 0.0], [0.0, 2.0]])
     y = np.array([1, -1])
-    sol = solve_kkt(net, X, y)
+    sol = solve_kkt(net, X, y, time_budget=None)
     assert sol.complete and len(sol.points) == 2  # (w, v) and (-w, -v)
     u = svm(X, y)
     for p in sol.points:
@@ -151,7 +151,7 @@ def test_diagonal_network_has_kkt_points_that_are_not_global_minima():
     net = verifier.diagonal_linear(2)
     X = np.array([[1.0, 2.0]])
     y = np.array([1])
-    sol = solve_kkt(net, X, y)
+    sol = solve_kkt(net, X, y, time_budget=None)
     assert sol.complete and len(sol.points) == 4
     norms = sorted(p.norm_sq for p in sol.points)
     assert norms == [1, 1, 2, 2]
@@ -174,7 +174,7 @@ def test_relu_kinks_with_clarke_selections():
     net = verifier.mlp([2, 2, 1])
     X = np.eye(2)
     y = np.array([1, -1])
-    sol = solve_kkt(net, X, y)
+    sol = solve_kkt(net, X, y, time_budget=None)
     assert sol.complete and len(sol.points) == 2  # the two neuron orders
     for p in sol.points:
         assert p.norm_sq == 4 and p.multipliers == [1, 1]
@@ -189,7 +189,7 @@ def test_families_of_kkt_points_with_a_verified_member():
     net = verifier.mlp([1, 2, 1], activation="identity")  # rotations inside the hidden layer
     X = np.array([[1.0]])
     y = np.array([1])
-    sol = solve_kkt(net, X, y)
+    sol = solve_kkt(net, X, y, time_budget=None)
     assert sol.complete and not sol.points and len(sol.families) == 2
     system = kkt_system(net, X, y)
     for fam in sol.families:
@@ -205,24 +205,24 @@ def test_bad_input_and_limits():
     X = np.eye(2)
     y = np.array([1, -1])
     with pytest.raises(SymbolicLimitError, match=r"parameters is 6.*max_params=4.*max_params=6"):
-        solve_kkt(verifier.mlp([2, 2, 1]), X, y, max_params=4)
+        solve_kkt(verifier.mlp([2, 2, 1]), X, y, max_params=4, time_budget=None)
     with pytest.raises(SymbolicLimitError, match=r"samples is 5.*max_samples=4"):
-        solve_kkt(verifier.mlp([2, 1]), np.ones((5, 2)), np.ones(5))
+        solve_kkt(verifier.mlp([2, 1]), np.ones((5, 2)), np.ones(5), time_budget=None)
     with pytest.raises(SymbolicLimitError, match=r"activation regions after pruning \(5 x 5\) is 25.*max_regions=10"):
-        solve_kkt(verifier.mlp([2, 2, 1]), X, y, max_regions=10)
+        solve_kkt(verifier.mlp([2, 2, 1]), X, y, max_regions=10, time_budget=None)
     with pytest.raises(SymbolicLimitError, match=r"patterns per sample \(3 kinked units\) is 27.*max_regions=20"):
-        solve_kkt(verifier.mlp([1, 3, 1]), np.ones((1, 1)), np.ones(1), max_regions=20)
+        solve_kkt(verifier.mlp([1, 3, 1]), np.ones((1, 1)), np.ones(1), max_regions=20, time_budget=None)
     with pytest.raises(TimeBudgetError, match=r"time budget of 0.05 s.*time_budget"):
         solve_kkt(verifier.mlp([2, 2, 1]), X, y, time_budget=0.05)
     net = verifier.mlp([2, 2, 1], bias="all")
     with pytest.raises(NotHomogeneousError) as core:
         verifier.degree(net)
     with pytest.raises(NotHomogeneousError) as ours:
-        solve_kkt(net, X, y)
+        solve_kkt(net, X, y, time_budget=None)
     assert str(ours.value) == str(core.value)
     with pytest.raises(NotHomogeneousError, match="act1"):
         kkt_system(verifier.mlp([2, 2, 1], activation="sigmoid"), X, y)
     with pytest.raises(DataError, match=r"label 2(\.0)? at sample 1"):
-        solve_kkt(verifier.mlp([2, 1]), X, np.array([1, 2]))
+        solve_kkt(verifier.mlp([2, 1]), X, np.array([1, 2]), time_budget=None)
     with pytest.raises(DataError, match=r"inputs have shape \(2, 3\)"):
         kkt_system(verifier.mlp([2, 1]), np.ones((2, 3)), y)

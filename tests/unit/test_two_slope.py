@@ -94,8 +94,8 @@ def test_symbolic_layer_uses_the_op():
         assert sp.simplify(e.xreplace(sub) - pw.xreplace(sub)) == 0
     # the KKT points of two_slope:1,0 are those of relu (same function, same parameters)
     X, y = [[1, 0], [0, 1]], [1, 1]
-    got = solve_kkt(verifier.mlp([2, 1, 1], activation="two_slope:1,0"), X, y)
-    ref = solve_kkt(verifier.mlp([2, 1, 1], activation="relu"), X, y)
+    got = solve_kkt(verifier.mlp([2, 1, 1], activation="two_slope:1,0"), X, y, time_budget=None)
+    ref = solve_kkt(verifier.mlp([2, 1, 1], activation="relu"), X, y, time_budget=None)
     assert sorted(str(p.theta) for p in got.points) == sorted(str(p.theta) for p in ref.points)
     assert [p.relaxation for p in got.points] == [p.relaxation for p in ref.points]
 
@@ -104,7 +104,7 @@ def test_symbolic_kkt_points_with_general_slopes_are_float_kkt():
     from verifier.symbolic import solve_kkt
 
     net = verifier.mlp([1, 1, 1], activation="two_slope:2,-1")
-    sol = solve_kkt(net, [[1], [-1]], [1, 1])
+    sol = solve_kkt(net, [[1], [-1]], [1, 1], time_budget=None)
     assert sol.points, "the symbolic layer finds KKT points through the op's own facts"
     for pt in sol.points:
         theta = np.array([float(v) for v in pt.theta])
