@@ -137,8 +137,9 @@ class Network:
             node = self.nodes[name]
             impl = node.impl
             ins = [self.shapes[i] for i in node.inputs]
-            self.shapes[name] = impl.out_shape(name, ins, node.attrs)
-            wanted = impl.param_shapes(name, ins, node.attrs)
+            attrs = dict(node.attrs)
+            self.shapes[name] = impl.out_shape(name, ins, attrs)
+            wanted = impl.param_shapes(name, ins, attrs)
             if set(node.params) != set(wanted):
                 raise GraphError(
                     f"node {name!r} ({node.op}) needs parameter roles {sorted(wanted) or 'none'}, "

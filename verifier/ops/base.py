@@ -59,8 +59,9 @@ def register(cls: type["Op"]) -> type["Op"]:
     return cls
 
 
-def get_op(name: str, node: str = "?") -> "Op":
-    """The registered op called ``name``; the error lists the known ops."""
+def get_op(name: Any, node: str = "?") -> "Op":
+    """The registered op called ``name`` (anything else, e.g. a non-string from a file, is an unknown op);
+    the error lists the known ops."""
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
