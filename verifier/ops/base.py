@@ -74,7 +74,7 @@ def get_op(name: str, node: str = "?") -> "Op":
 class Attr:
     """One attribute of an op: its kind, default and a validity predicate."""
 
-    kind: str  # "int", "float", "rational", "ints", "shape"
+    kind: str  # "int", "float", "pair" (an int or a pair of ints), "shape"
     default: Any = None
     required: bool = False
     check: Callable[[Any], bool] | None = None

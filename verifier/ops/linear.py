@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypedDict
 
 import numpy as np
 import sympy as sp
@@ -11,9 +11,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError
 from .base import Attr, Op, Shape, const_mask, require_flat, require_image, register
 
-_pos = dict(check=lambda v: v >= 1, valid="a positive integer")
-_pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
-_pair_nonneg = dict(check=lambda v: min(v) >= 0, valid="a non-negative integer or a pair of them")
+
+class _Check(TypedDict):
+    """The ``check``/``valid`` keywords of an :class:`Attr`, shared by several attributes."""
+
+    check: Callable[[Any], bool]
+    valid: str
+
+
+_pos: _Check = dict(check=lambda v: v >= 1, valid="a positive integer")
+_pair_pos: _Check = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
+_pair_nonneg: _Check = dict(check=lambda v: min(v) >= 0, valid="a non-negative integer or a pair of them")
 
 
 @register
