@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from ..io import write_npz
 from . import cells as C
 from .spec import Cell, Spec, SweepError, load_spec, parse_spec
 
@@ -81,7 +82,7 @@ def _atomic_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
     os.close(fd)
     try:
-        np.savez(tmp, **arrays)
+        write_npz(tmp, arrays)
         os.replace(tmp, path)
     except BaseException:
         try:
