@@ -19,6 +19,9 @@ from verifier.errors import EmbeddingError
     (np.float32(0.5), Fraction(1, 2)),
     (Decimal("0.6"), Fraction(3, 5)),
     (Decimal(-2), Fraction(-2)),
+    (Decimal("0.12345678901234567891"), Fraction(12345678901234567891, 10 ** 20)),   # exactly, not via float
+    (np.uint8(200), Fraction(200)),
+    (2 ** 70 + 1, Fraction(2 ** 70 + 1)),
     (Fraction(4, 5), Fraction(4, 5)),
     (7, Fraction(7)),
 ])
@@ -33,8 +36,12 @@ def test_real_scalars_are_read_exactly(value, exact):
     1 + 2j,
     0.5 + 0j,
     True,
+    float("nan"),
+    np.float32("inf"),
+    Decimal("NaN"),
+    Decimal("-Infinity"),
 ])
-def test_complex_and_bool_are_rejected_with_one_line(value):
+def test_complex_bool_and_non_finite_are_rejected_with_one_line(value):
     with pytest.raises(EmbeddingError, match=r"^ratio=.* is not a number") as e:
         parse_ratio(value)
     assert "\n" not in str(e.value)
