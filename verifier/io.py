@@ -32,7 +32,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Sequence
+from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -163,7 +163,7 @@ def load_params(path: str | Path, net: Network) -> dict[str, np.ndarray]:
 def save_params(path: str | Path, params: dict[str, Any]) -> Path:
     """Write parameters as an ``.npz`` keyed by tensor name, atomically, to exactly ``path``."""
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    return atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+    return atomic_write(path, lambda f: write_npz(f, arrays))
 
 
 def load_data(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +178,20 @@ def load_data(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def save_data(path: str | Path, X: np.ndarray, y: np.ndarray) -> Path:
     """Write ``X`` and ``y`` as an ``.npz``, atomically, to exactly ``path``."""
     Xa, ya = np.asarray(X, dtype=np.float64), np.asarray(y)
-    return atomic_write(path, lambda f: np.savez(f, X=Xa, y=ya))
+    return atomic_write(path, lambda f: write_npz(f, {"X": Xa, "y": ya}))
+
+
+def write_npz(file: str | Path | IO[bytes], arrays: Mapping[str, Any]) -> None:
+    """Write ``arrays`` as the ``.npz`` that ``np.savez(file, **arrays)`` writes (one ``NAME.npy`` per array).
+
+    Any name works: ``np.savez`` takes ``file`` and ``allow_pickle`` as its own keywords, so a tensor called
+    ``file`` made it raise and one called ``allow_pickle`` was silently left out.  Object arrays are refused
+    (``np.load(..., allow_pickle=False)`` could not read them back).
+    """
+    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 # -- writing: checked first, then atomic --------------------------------------------------------------------

@@ -20,7 +20,8 @@ import pytest
 import verifier
 from tests.helpers import cli_command, cli_env, wait_for, write_files
 from verifier.errors import OutputPathError
-from verifier.io import atomic_write, atomic_write_text, check_output_path, load_params, save_params
+from verifier.graph.network import Network
+from verifier.io import atomic_write, atomic_write_text, check_output_path, load_params, save_params, write_npz
 
 
 def _listing(d: Path) -> list[str]:
@@ -37,6 +38,31 @@ def test_save_params_writes_exactly_the_path_given(tmp_path):
     assert out == tmp_path / "x.bin" and _listing(tmp_path) == ["x.bin"]
     back = load_params(out, net)
     assert all(np.array_equal(back[k], p[k]) for k in p)
+
+
+def _renamed(net: Network, names: dict[str, str]) -> Network:
+    d = net.to_dict()
+    for node in d["nodes"]:
+        if "params" in node:
+            node["params"] = {role: names.get(t, t) for role, t in node["params"].items()}
+    d["parameters"] = [dict(q, name=names.get(q["name"], q["name"])) for q in d["parameters"]]
+    return Network.from_dict(d)
+
+
+def test_tensors_may_be_named_like_savez_keywords(tmp_path):
+    """np.savez(f, **params) raised for a tensor called `file` and dropped one called `allow_pickle`."""
+    net = _renamed(verifier.mlp([2, 3, 1]), {"W1": "file", "W2": "allow_pickle"})
+    p = net.init_params(0)
+    back = load_params(save_params(tmp_path / "p.npz", p), net)
+    assert sorted(back) == ["allow_pickle", "file"] and all(np.array_equal(back[k], p[k]) for k in p)
+
+
+def test_write_npz_writes_what_np_savez_writes(tmp_path):
+    """Oracle: np.savez's bytes, for names it can take."""
+    arrays = {"W1": np.arange(6.0).reshape(2, 3), "y": np.array([1, -1], dtype=np.int64)}
+    np.savez(tmp_path / "a.npz", **arrays)
+    write_npz(tmp_path / "b.npz", arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])

@@ -108,6 +108,18 @@ def test_external_storage_and_moving_the_files(tmp_path, trained):
     assert check_certificate(moved / "kkt.cert.json").ok
 
 
+def test_external_storage_of_a_tensor_named_file(tmp_path):
+    """np.savez(f, **params) raised TypeError for a tensor called `file` (its own first argument)."""
+    d = verifier.mlp([2, 1], activation="identity").to_dict()
+    d["nodes"][1]["params"]["weight"] = d["parameters"][0]["name"] = "file"
+    net = verifier.Network.from_dict(d)
+    out = tmp_path / "kkt.cert.json"
+    cert = certify_kkt(net, {"file": [[3.0, 1.5]]}, [[2.0, 0.0], [0.0, 4.0]], [1, 1], out=out, inline=False)
+    with np.load(tmp_path / "kkt.cert.params.npz") as z:
+        assert z.files == ["file"] and z["file"].tolist() == [[0.5, 0.25]]  # closed form, as in the test above
+    assert check_certificate(out).ok
+
+
 def test_base64_encoding_roundtrip(trained):
     net, params, X, y = trained
     cert = certify_kkt(net, params, X, y, encoding="f64-base64")

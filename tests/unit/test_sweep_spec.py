@@ -43,6 +43,8 @@ def base_spec(**over):
     (lambda s: s.update(check=[{"kind": "verify"}]), "check[0].kind"),
     (lambda s: s.update(check=[{"kind": "theorem", "name": "no-such-claim"}]), "check[0].name"),
     (lambda s: s.update(check=[{"kind": "theorem", "name": "euler-identity", "examples": 0}]), "check[0].examples"),
+    # a tolerance named like a search() flag was bound to that flag when the cell ran
+    (lambda s: s.update(check=[{"kind": "theorem", "name": "euler-identity", "tol": {"seed": 1}}]), "check[0].tol"),
     (lambda s: s.update(check=[{"kind": "embedding"}]), "check[0].split"),
     (lambda s: s.update(check=[{"kind": "function", "function": "not a path"}]), "check[0].function"),
     (lambda s: s.update(sweep={"table": "xlsx"}), "sweep.table"),
@@ -176,6 +178,18 @@ def test_a_cell_that_raises_records_one_line_and_the_sweep_goes_on(tmp_path):
     # errors are not retried unless asked
     assert run(spec, sequential=True, out=tmp_path).computed == 0
     assert run(spec, sequential=True, out=tmp_path, retry_errors=True).computed == 2
+
+
+def test_a_theorem_cell_refuses_a_tolerance_named_like_a_search_flag(tmp_path):
+    """With the claim a grid axis the tolerances are checked when the cell runs; `keep` used to be taken as
+    search(keep=3) and the cell passed."""
+    spec = {"grid": {"claim": ["euler-identity"]},
+            "check": [{"kind": "theorem", "name": "{claim}", "examples": 1, "tol": {"keep": 3}}],
+            "sweep": {"plots": False, "table": "csv"}}
+    res = run(spec, sequential=True, out=tmp_path)
+    (row,) = res.rows()
+    assert res.errors == 1 and row["status"] == "error"
+    assert row["error"].startswith("TheoremError: euler-identity: unknown tolerance(s) ['keep']")
 
 
 def test_checkpoint_glob_with_params_files_and_csv_table(tmp_path):

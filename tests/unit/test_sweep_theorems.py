@@ -56,6 +56,13 @@ def test_merge_numbers_instances_across_shards_and_stops_at_the_first_counterexa
     assert theorems.get(name).check(inst).verdict == "fails"
 
 
+@pytest.mark.parametrize("tol", ["progress", "seed", "kkt"])
+def test_a_shard_refuses_unknown_tolerances_by_name(tol):
+    """A tolerance named like a search() flag was bound to that flag (a float as the progress callback)."""
+    with pytest.raises(theorems.TheoremError, match=rf"unknown tolerance\(s\) \['{tol}'\]"):
+        search_shard("euler-identity", 1, 0, 200, 0, {tol: 1.0})
+
+
 def test_cli_workers_must_be_positive(capsys):
     from verifier.cli import main
 

@@ -214,6 +214,12 @@ def test_cli_replay_of_a_fixed_instance_exits_0_and_not_applicable_3(tmp_path, c
     (["theorems", "check", "euler-identity", "--examples", "0"], "examples=0 must be an integer >= 1"),
     (["theorems", "check", "euler-identity", "--tol", "euler"], "--tol 'euler' must be NAME=VALUE"),
     (["theorems", "check", "euler-identity", "--tol", "kkt=1"], "unknown tolerance(s) ['kkt']"),
+    # names of search()/parallel_search() flags: were bound to the flag (TypeError, or a silent sequential run)
+    (["theorems", "check", "euler-identity", "--tol", "seed=1"], "unknown tolerance(s) ['seed']"),
+    (["theorems", "check", "euler-identity", "--tol", "progress=1"], "unknown tolerance(s) ['progress']"),
+    (["theorems", "check", "euler-identity", "--workers", "1", "--tol", "sequential=1"],
+     "unknown tolerance(s) ['sequential']"),
+    (["theorems", "check", "euler-identity", "--workers", "1", "--tol", "client=1"], "unknown tolerance(s) ['client']"),
     (["theorems", "check", "kkt-embedding-neuron-split/without-feasible"], "no instance generator violates 'feasible'"),
     (["theorems", "replay", "missing.json"], "cannot read counterexample file 'missing.json'"),
 ])

@@ -217,10 +217,10 @@ def _store(net, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray, *, 
     out.parent.mkdir(parents=True, exist_ok=True)
     ppath = out.parent / f"{stem}.params.npz"
     dpath = out.parent / f"{stem}.data.npz"
-    from ..io import atomic_write
+    from ..io import atomic_write, write_npz
 
-    atomic_write(ppath, lambda f: np.savez(f, **{p: np.asarray(params[p], dtype=np.float64) for p in net.param_names}))
-    atomic_write(dpath, lambda f: np.savez(f, X=np.asarray(X, dtype=np.float64), y=np.asarray(y).astype(np.int64)))
+    atomic_write(ppath, lambda f: write_npz(f, {p: np.asarray(params[p], dtype=np.float64) for p in net.param_names}))
+    atomic_write(dpath, lambda f: write_npz(f, {"X": np.asarray(X, dtype=np.float64), "y": np.asarray(y).astype(np.int64)}))
     return ({"path": ppath.name, "sha256": sha256_file(ppath)}, {"path": dpath.name, "sha256": sha256_file(dpath)})
 
 
@@ -578,7 +578,7 @@ def certify_embedding(net: Any, params: Any, X: Any, y: Any, *, split: Any = Non
             cols.append(int(c))
             vals.append(encode_rational(fv))
     P, Pw = net.num_params, embedding.wide_net.num_params
-    mp = {"shape": [Pw, P], "rows": rows, "cols": cols, "values": vals}
+    mp: dict[str, Any] = {"shape": [Pw, P], "rows": rows, "cols": cols, "values": vals}
     mp["sha256"] = sha256_json({"cols": cols, "rows": rows, "shape": [Pw, P], "values": vals})
     prop = _propose(net, params, X, y, multipliers=multipliers, kink_selections=kink_selections, normalize=normalize,
                     report=report, kkt_options=kkt_options, multiplier_bits=multiplier_bits, measured=measured)

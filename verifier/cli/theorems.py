@@ -108,6 +108,8 @@ def _certify_sample(res) -> None:  # noqa: ANN001
 def _check(args: argparse.Namespace) -> int:
     t = _theorems().get(args.name)
     tols = _parse_tols(args.tol)
+    # refused here, before they meet the flags: `--tol seed=1` must not land in search(seed=...)
+    t.check_tolerances(tols)
     # every output is checked before the search starts (it can take minutes)
     out_arg = Path(args.out) if args.out else Path(f"counterexample-{_slug(t.name)}.json")
     check_output_path(out_arg, option="--out")
@@ -121,9 +123,9 @@ def _check(args: argparse.Namespace) -> int:
         from ..sweep.theorems import parallel_search, shards
 
         n_shards = 2 if args.workers is None else args.workers
-        res = parallel_search(t.name, examples=args.examples, seed=args.seed, workers=n_shards,
-                              scheduler=args.scheduler, shrink_budget=args.shrink_budget, keep=max(args.certify, 0),
-                              **tols)  # type: ignore[arg-type]  # tolerances are floats; mypy cannot tell them from the flags
+        res = parallel_search(t.name, examples=args.examples, seed=args.seed, workers=n_shards, client=None,
+                              scheduler=args.scheduler, sequential=False, shrink_budget=args.shrink_budget,
+                              keep=max(args.certify, 0), **tols)
         plan = shards(res.examples, seed=args.seed, workers=n_shards)
         print(f"{len(plan)} shard(s) on dask: " + ", ".join(f"{nk} from seed {sk}" for nk, sk in plan))
     else:

@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import replace
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from ..numeric import check_inputs, forward, jacobian_from, run_forward
 from ..numeric.data import Constraints
 from .maps import Embedding
 from .ratios import EmbeddingError, fmt, is_zero, to_fraction
+
+if TYPE_CHECKING:
+    from ..kkt import KKTReport
 
 #: The flow check's integrator-error estimate re-integrates the narrow flow at ``rtol / FLOW_REF_FACTOR``.
 FLOW_REF_FACTOR = 100.0
@@ -253,7 +256,15 @@ def check_isometry(emb: Embedding, *, exact: bool = True, tol: float = 1e-12) ->
     for r, c, v in emb.entries():
         by_row.setdefault(r, []).append((c, v))
     rational = emb.is_rational
-    conv = (lambda v: to_fraction(v)) if rational else (lambda v: v)
+
+    def conv(v: sp.Expr) -> Any:
+        """A Fraction (exact and fast) when every entry is rational, else the sympy number itself."""
+        if not rational:
+            return v
+        f = to_fraction(v)
+        assert f is not None  # emb.is_rational: every entry is a rational number
+        return f
+
     cols: dict[int, list[Any]] = {}
     off: dict[tuple[int, int], Any] = {}
     for ents in by_row.values():
@@ -270,13 +281,13 @@ def check_isometry(emb: Embedding, *, exact: bool = True, tol: float = 1e-12) ->
     cache: dict[tuple, Any] = {}
     bad_cols: list[tuple[int, Any]] = []
     for c in range(P):
-        vals = cols.get(c, [])
-        key = tuple(sorted(vals, key=str))
-        if key not in cache:
-            s = sum((v * v for v in vals), Fraction(0) if rational else sp.Integer(0))
+        col = cols.get(c, [])
+        multiset = tuple(sorted(col, key=str))
+        if multiset not in cache:
+            s = sum((v * v for v in col), Fraction(0) if rational else sp.Integer(0))
             ok = (s == 1) if rational else is_zero(sp.expand(s) - 1)
-            cache[key] = (ok, s)
-        ok, s = cache[key]
+            cache[multiset] = (ok, s)
+        ok, s = cache[multiset]
         if not ok:
             bad_cols.append((c, s))
     bad_off = [(k, v) for k, v in off.items() if not ((v == 0) if rational else is_zero(v))]
@@ -343,9 +354,9 @@ def check_function(emb: Embedding, params: Any, X: Any, *, probes: int = 32, see
         scale = float(np.abs(out).max())
         scale = scale if scale > 0 else 1.0
         diff = np.abs(wout - out) / scale
-        i, c = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        i, c = map(int, np.unravel_index(int(np.argmax(diff)), diff.shape))
         if diff[i, c] > worst[0]:
-            worst = (float(diff[i, c]), label, int(i), int(c), float(out[i, c]), float(wout[i, c]))
+            worst = (float(diff[i, c]), label, i, c, float(out[i, c]), float(wout[i, c]))
     fig, label, i, c, a, b = worst
     where = f"{n_data} data samples and {probes} random probes" if n_data else f"{probes} random probes"
     if fig <= tol:
@@ -403,9 +414,9 @@ def check_gradient(emb: Embedding, params: Any, X: Any, *, probes: int = 32, see
         scale = float(np.abs(J).max())
         scale = scale if scale > 0 else 1.0
         diff = np.abs(Jw - TJ) / scale
-        r, k = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        r, k = map(int, np.unravel_index(int(np.argmax(diff)), diff.shape))
         if diff[r, k] > worst[0]:
-            worst = (float(diff[r, k]), label, int(keep[r // C]) * C + int(r % C), int(k))
+            worst = (float(diff[r, k]), label, int(keep[r // C]) * C + r % C, k)
     if compared == 0:
         return Check(False, float("nan"), f"every one of the {Xall.shape[0]} inputs sits at a kink of the narrow network, "
                                           "where the gradient is set-valued; nothing to compare", tol=tol, status="error")
@@ -507,8 +518,8 @@ def check_kkt_transfer(emb: Embedding, params: Any, X: Any, y: Any, *, tol: floa
         rw = check_kkt(emb.wide_net, emb.apply(params), X, y, **kw)
     except VerifierError as e:
         return Check(False, float("nan"), f"could not run check_kkt: {e}", tol=tol, status="error")
-    data = {"narrow": {"verdict": rn.verdict, "eps": rn.eps, "delta": rn.delta},
-            "wide": {"verdict": rw.verdict, "eps": rw.eps, "delta": rw.delta}}
+    data: dict[str, Any] = {"narrow": {"verdict": rn.verdict, "eps": rn.eps, "delta": rn.delta},
+                            "wide": {"verdict": rw.verdict, "eps": rw.eps, "delta": rw.delta}}
     if rn.verdict == "infeasible" or rw.verdict == "infeasible":
         ok = rn.verdict == rw.verdict
         det = ("both infeasible: theta does not separate the data, so there is no KKT statement to compare"
@@ -516,11 +527,13 @@ def check_kkt_transfer(emb: Embedding, params: Any, X: Any, y: Any, *, tol: floa
         if not ok and reason:
             det += f" -- {reason}"
         return Check(ok, 0.0 if ok else float("inf"), det, tol=tol, data=data)
+    n_eps, n_delta, n_dmax = _residuals(rn)
+    w_eps, w_delta, w_dmax = _residuals(rw)
     nrm = float(np.linalg.norm(np.asarray(rn.theta_hat, dtype=float)))
     s1, s2 = max(1.0, nrm), max(1.0, nrm ** 2)
-    d_eps = abs(float(rw.eps) - float(rn.eps)) / s1
-    d_delta = abs(float(rw.delta) - float(rn.delta)) / s2
-    d_dmax = abs(float(rw.delta_max) - float(rn.delta_max)) / s2
+    d_eps = abs(w_eps - n_eps) / s1
+    d_delta = abs(w_delta - n_delta) / s2
+    d_dmax = abs(w_dmax - n_dmax) / s2
     lam_n = np.asarray(rn.multipliers, dtype=float)
     lam_w = np.asarray(rw.multipliers, dtype=float)
     lam_scale = max(1.0, float(np.abs(lam_n).sum()))
@@ -533,15 +546,15 @@ def check_kkt_transfer(emb: Embedding, params: Any, X: Any, y: Any, *, tol: floa
     transfer_note = ""
     if same_verdict and numbers_ok and not lam_ok:
         gap = _gap_with(emb.wide_net, np.asarray(rw.theta_hat, dtype=float), X, y, lam_n)
-        wide_gap = 0.5 * float(rw.eps) ** 2 + float(rw.delta)
+        wide_gap = 0.5 * w_eps ** 2 + w_delta
         if gap is not None and abs(gap - wide_gap) <= tol * s2:
             lam_ok = True
             transfer_note = (f"; the solvers returned different multipliers (dual optimum not unique, difference "
                              f"{d_lam:.2g}) but the narrow multipliers certify the wide point with the same gap "
                              f"{gap:.3g}")
     ok = same_verdict and numbers_ok and lam_ok
-    summary = (f"narrow {rn.verdict} (eps {float(rn.eps):.3g}, delta {float(rn.delta):.3g}), wide {rw.verdict} "
-               f"(eps {float(rw.eps):.3g}, delta {float(rw.delta):.3g})")
+    summary = (f"narrow {rn.verdict} (eps {n_eps:.3g}, delta {n_delta:.3g}), wide {rw.verdict} "
+               f"(eps {w_eps:.3g}, delta {w_delta:.3g})")
     if ok:
         return Check(True, figure, f"{summary}; same multipliers (max difference {d_lam:.2g} relative to sum lambda)"
                                    f"{transfer_note}", tol=tol, data=data)
@@ -554,6 +567,12 @@ def check_kkt_transfer(emb: Embedding, params: Any, X: Any, y: Any, *, tol: floa
         what.append(f"multipliers differ by {d_lam:.3g} (relative to sum lambda) > tol {tol:g}")
     detail = f"KKT status not preserved: {'; '.join(what)}: {summary}" + (f" -- {reason}" if reason else "")
     return Check(False, figure, detail, tol=tol, data=data)
+
+
+def _residuals(r: KKTReport) -> tuple[float, float, float]:
+    """``eps``, ``delta`` and ``delta_max`` of a report whose verdict is not ``"infeasible"`` (then all are set)."""
+    assert r.eps is not None and r.delta is not None and r.delta_max is not None, r.verdict
+    return float(r.eps), float(r.delta), float(r.delta_max)
 
 
 def _gap_with(net, theta_hat: np.ndarray, X: Any, y: Any, lam: np.ndarray) -> float | None:
@@ -691,6 +710,7 @@ def check_embedding(
     theta0 = emb.net.flatten(params) if params is not None else None
     start_note = ""
     if any(c in wanted for c in ("gd_trajectory", "flow_trajectory", "direction")):
+        assert theta0 is not None  # these checks need params: refused above without them
         theta0, start_note = _trajectory_start(emb, theta0, X, y, loss, lr, gd_steps, trajectory_start)
     if "gd_trajectory" in wanted or "direction" in wanted:
         out_gd, end = _gd_check(emb, theta0, X, y, gd_steps, lr, method, loss, traj_tol, why)

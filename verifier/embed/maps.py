@@ -223,7 +223,9 @@ def _entries_from_user_map(T: Any, shape: tuple[int, int]) -> tuple[list[int], l
         for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist()):
             e = _exact_number(v, f"({r}, {c})")
             if e != 0:
-                rows.append(r), cols.append(c), vals.append(e)
+                rows.append(r)
+                cols.append(c)
+                vals.append(e)
         return rows, cols, vals
     if isinstance(T, sp.MatrixBase):
         if T.shape != shape:
@@ -232,7 +234,9 @@ def _entries_from_user_map(T: Any, shape: tuple[int, int]) -> tuple[list[int], l
         for (r, c), v in sorted(items):
             e = _exact_number(v, f"({r}, {c})")
             if e != 0:
-                rows.append(int(r)), cols.append(int(c)), vals.append(e)
+                rows.append(int(r))
+                cols.append(int(c))
+                vals.append(e)
         return rows, cols, vals
     try:
         arr = np.array(T, dtype=object)
@@ -246,7 +250,9 @@ def _entries_from_user_map(T: Any, shape: tuple[int, int]) -> tuple[list[int], l
     for (r, c), v in np.ndenumerate(arr):
         e = _exact_number(v, f"({r}, {c})")
         if e != 0:
-            rows.append(r), cols.append(c), vals.append(e)
+            rows.append(r)
+            cols.append(c)
+            vals.append(e)
     return rows, cols, vals
 
 
@@ -426,7 +432,7 @@ def _grow(t: _Tensor, axis: int, block: int, unit: int, new_cids: Sequence[int] 
 
 
 def _surgery(net: Network, path: _Path, unit: int, in_cids: Sequence[int] | None, out_cids: Sequence[int] | None,
-             bias_cids: dict[str, Sequence[int]] | None, zeros: int, table: list[sp.Expr], params: Any,
+             bias_cids: Mapping[str, Sequence[int]] | None, zeros: int, table: list[sp.Expr], params: Any,
              *, kind: str, description: str, info: dict, warnings: list[str]) -> Embedding:
     added = zeros if in_cids is None else len(in_cids) - 1
     d = net.to_dict()
@@ -446,7 +452,9 @@ def _surgery(net: Network, path: _Path, unit: int, in_cids: Sequence[int] | None
         tensors[tname] = _grow(tensors[tname], 0, block, unit, None if bias_cids is None else bias_cids[tname], zeros)
     for _node, tname, block, _p in path.consumers:
         tensors[tname] = _grow(tensors[tname], 1, block, unit, out_cids, zeros)
-    rows, cols, vals = [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[sp.Expr] = []
     for p in wide.param_names:
         t = tensors[p]
         if t.idx.shape != wide.param_shapes[p]:  # pragma: no cover - internal consistency

@@ -1,10 +1,11 @@
 """Split ratios: parsing to exact sympy numbers and the exact identities they must satisfy.
 
 Ratios may be given as strings (``"3/5"``, ``"1/sqrt(2)"``, ``"0.6"``), ints,
-:class:`fractions.Fraction`, sympy numbers or floats.  A float is read as the
-decimal number it prints as (``0.6`` means ``3/5``), so ``[0.6, 0.8]`` is the
-exact isometric split ``(3/5, 4/5)``; ratios like ``1/sqrt(2)`` must be given
-as strings to be exact.
+:class:`fractions.Fraction`, :class:`decimal.Decimal` (read exactly), sympy numbers or
+floats (numpy scalars included); Python and numpy complex numbers are rejected, even with
+a zero imaginary part.  A float is read as the decimal number it prints as (``0.6`` means
+``3/5``), so ``[0.6, 0.8]`` is the exact isometric split ``(3/5, 4/5)``; ratios like
+``1/sqrt(2)`` must be given as strings to be exact.
 
 >>> parse_ratios("3/5,4/5")
 (3/5, 4/5)
@@ -16,8 +17,10 @@ True
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from fractions import Fraction
-from numbers import Number
+from numbers import Integral, Number, Real
 from typing import Any, Iterable, Sequence
 
 import sympy as sp
@@ -37,12 +40,15 @@ def parse_ratio(value: Any, *, where: str = "ratio") -> sp.Expr:
             out = sp.sympify(value)
         elif isinstance(value, Fraction):
             out = sp.Rational(value.numerator, value.denominator)
-        elif isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
+        elif isinstance(value, Integral):  # int, numpy integers
+            out = sp.Integer(int(value))
+        elif isinstance(value, Decimal):  # exactly (NaN and infinities raise)
+            out = sp.Rational(*value.as_integer_ratio())
+        elif isinstance(value, Real):  # float, numpy floats (not Number: a numpy complex's float() drops its imag part)
+            f = float(value)
+            if not math.isfinite(f):
                 raise ValueError
-            out = sp.Rational(repr(value))
-        elif isinstance(value, Number):
-            out = sp.Rational(int(value)) if int(value) == value else sp.Rational(repr(float(value)))
+            out = sp.Rational(repr(f))  # float(): numpy 2 reprs np.float64 as "np.float64(0.6)"
         elif isinstance(value, str):
             text = value.strip()
             # only numbers, + - * / ^ ( ) and sqrt: never hand arbitrary text to sympify (it evaluates it)

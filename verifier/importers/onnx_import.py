@@ -258,6 +258,15 @@ def from_onnx(model: Any, *, input_shape: Sequence[int] | None = None, check: bo
                 return [int(v) for v in consts[t].value.ravel()]
             return None
 
+        def concat_entries() -> list[Any] | None:
+            out: list[Any] = []
+            for k in range(len(ins)):
+                part = entries(k)
+                if part is None:
+                    return None
+                out.extend(part)
+            return out
+
         if op == "Shape" and ins[0] in env:
             if at.get("start", 0) != 0 or "end" in at:
                 raise UnsupportedModelError(f"{where}: Shape with start/end is not supported")
@@ -269,8 +278,8 @@ def from_onnx(model: Any, *, input_shape: Sequence[int] | None = None, check: bo
             sym[node.output[0]] = (idx.ndim == 0, picked)
         elif op == "Unsqueeze" and ins[0] in sym and sym[ins[0]][0]:
             sym[node.output[0]] = (False, list(sym[ins[0]][1]))
-        elif op == "Concat" and any(t in sym for t in ins) and all(entries(k) is not None for k in range(len(ins))):
-            sym[node.output[0]] = (False, [e for k in range(len(ins)) for e in entries(k)])
+        elif op == "Concat" and any(t in sym for t in ins) and (joined := concat_entries()) is not None:
+            sym[node.output[0]] = (False, joined)
         elif op == "Cast" and ins[0] in sym:
             sym[node.output[0]] = sym[ins[0]]
         elif op == "Constant":
@@ -439,7 +448,9 @@ def _check_reference(mp, net: Network, params: Params, xname: str, n: int, tol: 
         return
     X = np.random.default_rng(0).normal(size=(n, *net.input_shape))
     try:
-        ref = ReferenceEvaluator(_as_float64(mp, onnx)).run(None, {xname: X})[0]
+        outs = ReferenceEvaluator(_as_float64(mp, onnx)).run(None, {xname: X})
+        assert isinstance(outs, list)  # run() returns a dict only when intermediate=True
+        ref = outs[0]
     except Exception as e:  # noqa: BLE001 - the reference evaluator's own limits
         warnings.warn(f"{source}: onnx.reference could not evaluate the model ({type(e).__name__}: {e}); "
                       "the import was not checked", stacklevel=3)

@@ -363,7 +363,9 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
     # Default derivative arrays / arg-max per kinked node, gathered per sample on demand.
     probes_sample: list[int] = []
     probes_coef: list[np.ndarray] = []
-    probes_ov: list[dict[str, tuple[str, Any]]] = []  # node -> (kind, flat unit, value)
+    # probe -> node -> overrides (kind, where, value): ("deriv", flat unit index, derivative) or
+    # ("arg", unit, arg-max index)
+    probes_ov: list[dict[str, list[tuple[str, Any, Any]]]] = []
     plan: list[tuple[Slot, list[int]]] = []  # slot and the probe indices of its cols
     base_rows: list[int] = []
     for r in range(cons.m):
@@ -384,7 +386,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                     lo, hi = _interval(net.nodes[node])
                     probes_sample.append(i)
                     probes_coef.append(cons.coef[r])
-                    probes_ov.append({node: ("deriv", flat, s0 + 1.0)})
+                    probes_ov.append({node: [("deriv", flat, s0 + 1.0)]})
                     plan.append((Slot(r, "interval", [], lo - s0, hi - s0, node, i, k.unit, s0, (lo, hi)),
                                  [len(probes_ov) - 1]))
                 else:
@@ -394,7 +396,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                     for t in alts:
                         probes_sample.append(i)
                         probes_coef.append(cons.coef[r])
-                        probes_ov.append({node: ("arg", k.unit, t)})
+                        probes_ov.append({node: [("arg", k.unit, t)]})
                         idx.append(len(probes_ov) - 1)
                     plan.append((Slot(r, "simplex", [], node=node, sample=i, unit=k.unit, choices=alts,
                                       units=[(node, k.unit, float(arg))]), idx))
@@ -425,7 +427,7 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
         idx = []
         choices = []
         for combo in itertools.product(*choice_lists):
-            ov: dict[str, Any] = {}
+            ov: dict[str, list[tuple[str, Any, Any]]] = {}
             for node, (kind, where), val in combo:
                 ov.setdefault(node, []).append((kind, where, val))
             probes_sample.append(i)
@@ -457,21 +459,13 @@ def build_pieces(fp: ForwardPass, cons: Constraints, kinks: list[Kink], kink_tol
                 z = fp.ctx[node]["z"][samp]
                 Dv = nd.impl.df(z, nd.attrs).reshape(len(chunk), -1).copy()
                 for jj, j in enumerate(chunk):
-                    spec = probes_ov[j].get(node)
-                    if spec is None:
-                        continue
-                    specs = spec if isinstance(spec, list) else [spec]
-                    for kind, flat, val in specs:
+                    for kind, flat, val in probes_ov[j].get(node, []):
                         Dv[jj, flat] = val
                 ov_arrays[node] = ("deriv", Dv.reshape(z.shape))
             else:
                 A = fp.ctx[node]["arg"][samp].copy()
                 for jj, j in enumerate(chunk):
-                    spec = probes_ov[j].get(node)
-                    if spec is None:
-                        continue
-                    specs = spec if isinstance(spec, list) else [spec]
-                    for kind, unit, val in specs:
+                    for kind, unit, val in probes_ov[j].get(node, []):
                         A[(jj,) + tuple(unit)] = val
                 ov_arrays[node] = ("arg", A)
         Hp = row_gradients(fp, samp, coef, ov_arrays)

@@ -11,7 +11,7 @@ exact); its kink, Clarke interval and homogeneity follow from them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import sympy as sp
@@ -22,16 +22,16 @@ from .base import Attr, Op, SymFns, const_mask, not_homogeneous, register
 class Elementwise(Op):
     """``a = f(z)`` applied entrywise; subclasses give ``f``, ``df`` and the sympy form."""
 
-    def f(self, z: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    def f(self, z: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
         raise NotImplementedError
 
-    def df(self, z: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    def df(self, z: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
         raise NotImplementedError
 
-    def sym(self, z: sp.Expr, attrs: dict[str, Any], fns: SymFns) -> sp.Expr:
+    def sym(self, z: sp.Expr, attrs: Mapping[str, Any], fns: SymFns) -> sp.Expr:
         raise NotImplementedError
 
-    def slopes(self, attrs: dict[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
+    def slopes(self, attrs: Mapping[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
         """``(pos, neg)``, exact, when ``f(z) = pos z`` for ``z >= 0`` and ``neg z`` for ``z < 0``; else ``None``."""
         return None
 

@@ -32,7 +32,7 @@ Adding an operation means writing one subclass in one module of this package
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import sympy as sp
@@ -75,7 +75,7 @@ def get_op(name: Any, node: str = "?") -> "Op":
 class Attr:
     """One attribute of an op: its kind, default and a validity predicate."""
 
-    kind: str  # "int", "float", "rational", "ints", "shape"
+    kind: str  # "int", "float", "pair" (an int or a pair of ints), "shape"
     default: Any = None
     required: bool = False
     check: Callable[[Any], bool] | None = None
@@ -130,7 +130,7 @@ class Op:
     examples: ClassVar[tuple[dict[str, Any], ...]] = ({},)
 
     # -- static facts -------------------------------------------------------
-    def check_attrs(self, node: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    def check_attrs(self, node: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate and normalise ``attrs`` (fill defaults, coerce types)."""
         unknown = sorted(set(attrs) - set(self.attrs))
         if unknown:
@@ -150,11 +150,11 @@ class Op:
                 out[key] = spec.default
         return out
 
-    def out_shape(self, node: str, in_shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    def out_shape(self, node: str, in_shapes: list[Shape], attrs: Mapping[str, Any]) -> Shape:
         """Per-sample output shape; default: same as the (single) input."""
         return in_shapes[0]
 
-    def param_shapes(self, node: str, in_shapes: list[Shape], attrs: dict[str, Any]) -> dict[str, Shape]:
+    def param_shapes(self, node: str, in_shapes: list[Shape], attrs: Mapping[str, Any]) -> dict[str, Shape]:
         """Shapes of the parameter tensors this op owns, by role."""
         return {}
 
@@ -163,13 +163,13 @@ class Op:
         node: str,
         in_degs: list[sp.Expr],
         param_degs: dict[str, sp.Expr],
-        attrs: dict[str, Any],
+        attrs: Mapping[str, Any],
         equal: EqualFn,
     ) -> sp.Expr:
         """Degree of the output in the parameters; default: unchanged."""
         return in_degs[0]
 
-    def scaling_exponent(self, attrs: dict[str, Any]) -> int | None:
+    def scaling_exponent(self, attrs: Mapping[str, Any]) -> int | None:
         """``p`` with ``f(c z) = c^p f(z)`` for all ``c > 0``, or ``None`` if there is none.
 
         Neuron/channel splitting needs ``p == 1`` for the op that follows the
@@ -177,12 +177,12 @@ class Op:
         """
         return 1
 
-    def is_positively_homogeneous(self, attrs: dict[str, Any]) -> bool:
+    def is_positively_homogeneous(self, attrs: Mapping[str, Any]) -> bool:
         """``f(c z) = c f(z)`` for every ``c > 0``: a split unit passes through unchanged."""
         return self.scaling_exponent(attrs) == 1
 
     # -- kink facts ---------------------------------------------------------------
-    def kink_kind(self, attrs: dict[str, Any]) -> str | None:
+    def kink_kind(self, attrs: Mapping[str, Any]) -> str | None:
         """Where the op is not differentiable, or ``None`` if it is differentiable everywhere.
 
         * ``"elementwise"``: a scalar map ``a = f(z)`` with one kink at ``z = 0``;
@@ -193,19 +193,19 @@ class Op:
         """
         return None
 
-    def is_kinked(self, attrs: dict[str, Any]) -> bool:
+    def is_kinked(self, attrs: Mapping[str, Any]) -> bool:
         """True when the op (with these attributes) has non-differentiable points."""
         return self.kink_kind(attrs) is not None
 
-    def is_piecewise(self, attrs: dict[str, Any]) -> bool:
+    def is_piecewise(self, attrs: Mapping[str, Any]) -> bool:
         """True when the op has branches the symbolic layer must enumerate (kinked or not, e.g. ``relu^2``)."""
         return self.is_kinked(attrs)
 
-    def clarke_interval(self, attrs: dict[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
+    def clarke_interval(self, attrs: Mapping[str, Any]) -> tuple[sp.Rational, sp.Rational] | None:
         """The Clarke derivative interval ``[lo, hi]`` (exact) at an elementwise kink; ``None`` otherwise."""
         return None
 
-    def unit_params(self, attrs: dict[str, Any]) -> str | None:
+    def unit_params(self, attrs: Mapping[str, Any]) -> str | None:
         """How output unit ``u`` depends on the op's parameters (what the "exact" kink structure needs).
 
         * ``"row"``: ``z_u = <W[u, :], h>``, its own parameter row (dense);
@@ -214,7 +214,7 @@ class Op:
         """
         return None
 
-    def split_role(self, attrs: dict[str, Any]) -> str | None:
+    def split_role(self, attrs: Mapping[str, Any]) -> str | None:
         """How a split unit (neuron or channel, docs/math.md section 10) passes through this op.
 
         * ``"reader"``: the op reads units through its ``weight`` (dense, conv2d): the
@@ -228,11 +228,11 @@ class Op:
         """
         return None
 
-    def split_units(self, attrs: dict[str, Any]) -> int:
+    def split_units(self, attrs: Mapping[str, Any]) -> int:
         """A ``"reader"`` that also produces units: how many (what a split can split)."""
         raise NotImplementedError(f"op {self.name!r} produces no splittable units")
 
-    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+    def widen(self, attrs: Mapping[str, Any], units: int) -> dict[str, Any]:
         """``attrs`` of the same layer producing ``units`` units (the wide network of a split)."""
         raise NotImplementedError(f"op {self.name!r} produces no splittable units")
 
@@ -244,12 +244,12 @@ class Op:
         """Entries per unit in the output, given ``block`` entries per unit in the input (``None``: a channel)."""
         return block
 
-    def kink_scale(self, ctx: Ctx, attrs: dict[str, Any]) -> np.ndarray:
+    def kink_scale(self, ctx: Ctx, attrs: Mapping[str, Any]) -> np.ndarray:
         """Per-sample scale (shape ``(rows,)``) that :meth:`kinks` tolerances are relative to."""
         return np.zeros(0)
 
     def constant_outputs(self, ctx: Ctx, xs: list[np.ndarray], consts: list[np.ndarray | None],
-                         attrs: dict[str, Any], tol: np.ndarray | float) -> np.ndarray | None:
+                         attrs: Mapping[str, Any], tol: np.ndarray | float) -> np.ndarray | None:
         """Boolean ``(rows, *out_shape)``: outputs whose gradient in theta is exactly 0 under every kink selection.
 
         ``xs`` are the op's input values and ``consts`` the inputs' masks of the
@@ -263,28 +263,28 @@ class Op:
         """
         return None
     # -- numerics (batched: first axis is the sample / constraint row) --------
-    def forward(self, xs: list[np.ndarray], ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> tuple[np.ndarray, Ctx]:
+    def forward(self, xs: list[np.ndarray], ps: dict[str, np.ndarray], attrs: Mapping[str, Any]) -> tuple[np.ndarray, Ctx]:
         raise NotImplementedError(f"forward rule for {self.name!r} not implemented")
 
-    def vjp(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> list[np.ndarray]:
+    def vjp(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: Mapping[str, Any]) -> list[np.ndarray]:
         """Gradients with respect to each input, given ``g = dq/d out`` per row."""
         raise NotImplementedError(f"vjp rule for {self.name!r} not implemented")
 
     def jvp(self, ctx: Ctx, dxs: list[np.ndarray | None], dps: dict[str, np.ndarray], ps: dict[str, np.ndarray],
-            attrs: dict[str, Any]) -> np.ndarray | None:
+            attrs: Mapping[str, Any]) -> np.ndarray | None:
         """Forward mode: the output's tangent given input tangents ``dxs`` (``None`` = zero, e.g. the data)
         and parameter tangents ``dps`` (role -> array shaped like the tensor).  ``None`` if it is zero."""
         raise NotImplementedError(f"jvp rule for {self.name!r} not implemented")
 
-    def param_grads(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+    def param_grads(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Per-row gradients of every owned tensor: role -> array ``(rows, *shape)``."""
         return {}
 
-    def param_grad_sum(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+    def param_grad_sum(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """``sum_r`` of the per-row gradients (what training needs); override when cheaper."""
         return {role: a.sum(axis=0) for role, a in self.param_grads(ctx, g, ps, attrs).items()}
 
-    def gram_factor(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: dict[str, Any]) -> Any:
+    def gram_factor(self, ctx: Ctx, g: np.ndarray, ps: dict[str, np.ndarray], attrs: Mapping[str, Any]) -> Any:
         """What this op needs to form its block of ``G = J J^T`` between row sets (see :meth:`gram_cross`).
 
         The default materialises the per-row gradients of the op's tensors,
@@ -305,7 +305,7 @@ class Op:
         """The rows ``rows`` of a :meth:`gram_factor` (to tile ``G`` in row blocks)."""
         return fa[rows]
 
-    def kinks(self, ctx: Ctx, attrs: dict[str, Any], tol: np.ndarray | float,
+    def kinks(self, ctx: Ctx, attrs: Mapping[str, Any], tol: np.ndarray | float,
               frozen: np.ndarray | None = None) -> list[tuple[int, int, float]]:
         """Non-differentiable points: ``(sample, flat unit index, value)``.
 
@@ -317,7 +317,7 @@ class Op:
         return []
 
     # -- symbolic -------------------------------------------------------------
-    def sympy_forward(self, xs: list[np.ndarray], ps: dict[str, np.ndarray], attrs: dict[str, Any], fns: "SymFns") -> np.ndarray:
+    def sympy_forward(self, xs: list[np.ndarray], ps: dict[str, np.ndarray], attrs: Mapping[str, Any], fns: "SymFns") -> np.ndarray:
         """The op on object arrays of sympy expressions (one sample, no batch axis)."""
         raise NotImplementedError(f"sympy rule for {self.name!r} not implemented")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Mapping, TypedDict
 
 import numpy as np
 import sympy as sp
@@ -11,9 +11,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError
 from .base import Attr, Op, Shape, const_mask, require_flat, require_image, register
 
-_pos = dict(check=lambda v: v >= 1, valid="a positive integer")
-_pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
-_pair_nonneg = dict(check=lambda v: min(v) >= 0, valid="a non-negative integer or a pair of them")
+
+class _Check(TypedDict):
+    """The ``check``/``valid`` keywords of an :class:`Attr`, shared by several attributes."""
+
+    check: Callable[[Any], bool]
+    valid: str
+
+
+_pos: _Check = dict(check=lambda v: v >= 1, valid="a positive integer")
+_pair_pos: _Check = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
+_pair_nonneg: _Check = dict(check=lambda v: min(v) >= 0, valid="a non-negative integer or a pair of them")
 
 
 @register
@@ -25,7 +33,7 @@ class Dense(Op):
     attrs = {"out_features": Attr("int", required=True, **_pos)}
     examples = ({"out_features": 3},)
 
-    def out_shape(self, node: str, in_shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    def out_shape(self, node: str, in_shapes: list[Shape], attrs: Mapping[str, Any]) -> Shape:
         require_flat(node, self.name, in_shapes[0])
         return (attrs["out_features"],)
 
@@ -39,7 +47,7 @@ class Dense(Op):
         """Units this layer produces (what a split can split)."""
         return attrs["out_features"]
 
-    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+    def widen(self, attrs: Mapping[str, Any], units: int) -> dict[str, Any]:
         """``attrs`` of the same layer producing ``units`` units (the wide network of a split)."""
         return {**attrs, "out_features": units}
 
@@ -108,7 +116,7 @@ class Dense(Op):
         return ps["weight"].dot(xs[0])
 
 
-def _conv_geometry(node: str, in_shape: Shape, attrs: dict[str, Any]) -> tuple[int, int]:
+def _conv_geometry(node: str, in_shape: Shape, attrs: Mapping[str, Any]) -> tuple[int, int]:
     c, h, w = require_image(node, "conv2d", in_shape)
     kh, kw = attrs["kernel_size"]
     sh, sw = attrs["stride"]
@@ -194,7 +202,7 @@ class Conv2d(Op):
     def split_units(self, attrs) -> int:
         return attrs["out_channels"]
 
-    def widen(self, attrs: dict[str, Any], units: int) -> dict[str, Any]:
+    def widen(self, attrs: Mapping[str, Any], units: int) -> dict[str, Any]:
         return {**attrs, "out_channels": units}
 
     def split_reader_block(self, block: int | None) -> int:

@@ -15,9 +15,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from .base import Attr, Op, register, require_image
-from .linear import col2im, im2col
-
-_pair_pos = dict(check=lambda v: min(v) >= 1, valid="a positive integer or a pair of them")
+from .linear import _pair_pos, col2im, im2col
 
 
 class Pool(Op):

@@ -335,13 +335,14 @@ def write_report(cert: Any, out_dir: str | Path, *, history: Any = None, embeddi
         emb = d["embedding"]
         if emb.get("description"):
             pg.p("Map: " + str(emb["description"]))
-        rows = [["wide parameters P~", figs.get("wide_num_params")],
-                ["T^T T = I", "holds exactly" if figs.get("isometry") else "FAILS"],
-                ["Phi~(T theta; x_i) = Phi(theta; x_i) on all samples", "holds exactly" if figs.get("output_preserved") else "FAILS"]]
+        emb_rows: list[list[Any]] = [
+            ["wide parameters P~", figs.get("wide_num_params")],
+            ["T^T T = I", "holds exactly" if figs.get("isometry") else "FAILS"],
+            ["Phi~(T theta; x_i) = Phi(theta; x_i) on all samples", "holds exactly" if figs.get("output_preserved") else "FAILS"]]
         if "gradient_commutes" in figs:
-            rows += [["sum lambda h~(T theta) = T sum lambda h(theta)", "holds exactly" if figs["gradient_commutes"] else "FAILS"],
-                     ["wide eps^2", _short(figs["wide_eps2"])], ["wide delta", _short(figs["wide_delta"])]]
-        pg.table(["condition", "value"], rows)
+            emb_rows += [["sum lambda h~(T theta) = T sum lambda h(theta)", "holds exactly" if figs["gradient_commutes"] else "FAILS"],
+                         ["wide eps^2", _short(figs["wide_eps2"])], ["wide delta", _short(figs["wide_delta"])]]
+        pg.table(["condition", "value"], emb_rows)
         if emb_series is not None:
             add_fig("fig_embedding.png", _plot_embedding(emb_series), "embedding deviation over time")
     elif emb_series is not None:

@@ -129,7 +129,7 @@ def _kkt(opts: Mapping[str, Any], net_dict, data, params):
     net = _net(net_dict)
     rep = check_kkt(net, params, *data, **opts)
     d = rep.to_dict()
-    row = {"verdict": rep.verdict}
+    row: dict[str, Any] = {"verdict": rep.verdict}
     for k in ("eps", "eps_rel", "delta", "delta_rel", "delta_max", "gap", "min_margin", "normalized_margin"):
         row[k] = d.get(k)
     row["support_size"] = None if rep.support is None else len(rep.support)
@@ -145,7 +145,7 @@ def _embedding(opts: Mapping[str, Any], net_dict, data, params):
     kw = {k: v for k, v in opts.items() if k != "split"}
     emb = make_split(net, opts["split"])
     rep = check_embedding(emb, params, *data, **kw)
-    row = {"passed": rep.passed, "failed": " ".join(rep.failed) or None}
+    row: dict[str, Any] = {"passed": rep.passed, "failed": " ".join(rep.failed) or None}
     kk = rep.checks.get("kkt")
     if kk is not None:
         row["kkt_figure"] = kk.figure
@@ -160,8 +160,8 @@ def _certify(opts: Mapping[str, Any], net_dict, data, params):
     kw = {k: v for k, v in opts.items() if not k.startswith("kkt_")}
     cert = certify_kkt(net, params, *data, kkt_options=kkt or None, self_check=False, **kw)
     res = check_certificate(cert)
-    row = {"passed": bool(res.ok), "failed": " ".join(c.name for c in res.failed) or None,
-           "seconds_exact_check": res.seconds}
+    row: dict[str, Any] = {"passed": bool(res.ok), "failed": " ".join(c.name for c in res.failed) or None,
+                           "seconds_exact_check": res.seconds}
     claims = cert.get("claims", {})
     for k in ("eps2", "delta", "normalized_margin"):
         if k in claims:
@@ -175,15 +175,18 @@ def _theorem(opts: Mapping[str, Any], net_dict, data, params):
     import theorems
 
     t = theorems.get(opts["name"])
+    tol = dict(opts.get("tol") or {})
+    t.check_tolerances(tol)  # before the call: a tolerance named like a search() flag (seed, keep) would be bound to it
     res = t.search(examples=opts.get("examples"), seed=int(opts.get("seed", 0)),
-                   shrink_budget=int(opts.get("shrink_budget", 200)), **dict(opts.get("tol") or {}))
-    row = {"passed": res.holds, "checked": res.checked, "not_applicable": res.not_applicable,
-           "failed": None if res.holds else " ".join(res.counterexample.failed)}
+                   shrink_budget=int(opts.get("shrink_budget", 200)), **tol)
+    ce = res.counterexample  # None exactly when the claim holds
+    row: dict[str, Any] = {"passed": res.holds, "checked": res.checked, "not_applicable": res.not_applicable,
+                           "failed": None if ce is None else " ".join(ce.failed)}
     for name, w in res.worst.items():
         row[f"worst_{name}"] = w.figure
     extra = {}
-    if res.counterexample is not None:
-        extra["counterexample.json"] = res.counterexample.to_dict()
+    if ce is not None:
+        extra["counterexample.json"] = ce.to_dict()
     return row, res.to_dict(), extra
 
 

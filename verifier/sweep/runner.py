@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from .._json import header
+from ..io import write_npz
 from . import cells as C
 from .spec import Cell, Spec, SweepError, load_spec, parse_spec
 
@@ -82,7 +83,7 @@ def _atomic_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
     os.close(fd)
     try:
-        np.savez(tmp, **arrays)
+        write_npz(tmp, arrays)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -151,6 +152,7 @@ class _Plan:
                     raise SweepError(f"{src}: section [network] {_show(c.network)} (cell {c.axes}): "
                                      f"{C._one_line(e)}") from None
             dk = c.data_key
+            assert c.data is not None and dk is not None, c.axes  # parse_spec gives [data] with every [network]
             if dk not in self.data:
                 try:
                     self.data[dk] = C.load_data(c.data)
@@ -171,7 +173,7 @@ class _Plan:
                     except Exception as e:  # noqa: BLE001
                         raise SweepError(f"{src}: field 'params.file' = {c.params['file']!r}: {C._one_line(e)}") from None
             if c.train is not None:
-                tk = c.train_key
+                tk = _train_key(c)
                 opts = {k: v for k, v in c.train.items() if k != "steps"}
                 entry = self.trains.setdefault(tk, (nk, dk, opts, []))
                 if c.train["steps"] not in entry[3]:
@@ -195,10 +197,10 @@ class _Plan:
             return None
 
     def save_cache(self, tk: str, ckpts: Mapping[int, Mapping[str, np.ndarray]]) -> None:
-        old = self._load_cache(tk) or {}
-        old.update(ckpts)
+        merged: dict[int, Mapping[str, np.ndarray]] = dict(self._load_cache(tk) or {})
+        merged.update(ckpts)
         _atomic_npz(self.out / "train" / f"{tk[:16]}.npz",
-                    {f"{s}/{k}": v for s, d in old.items() for k, v in d.items()})
+                    {f"{s}/{k}": v for s, d in merged.items() for k, v in d.items()})
 
     def cell_args(self, c: Cell) -> tuple[dict[str, Any], dict[str, Any] | None, str | None, Any]:
         payload = {"kind": c.kind, "check": c.check}
@@ -208,6 +210,13 @@ class _Plan:
         if c.params is not None:
             return payload, self.nets[nk], c.data_key, self.params[c.params["sha256"] + nk]
         return payload, self.nets[nk], c.data_key, None
+
+
+def _train_key(c: Cell) -> str:
+    """``c.train_key`` of a cell with a ``[train]`` section (only those have one)."""
+    tk = c.train_key
+    assert tk is not None, c.axes
+    return tk
 
 
 def C_key(d: Any) -> str:
@@ -322,7 +331,7 @@ def _run_sequential(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], N
         data = None if dk is None else plan.data[dk]
         step = None
         if c.train is not None:
-            tk = c.train_key
+            tk = _train_key(c)
             if tk not in trained and tk not in failed:
                 nk, dk2, opts, steps = plan.trains[tk]
                 try:
@@ -398,11 +407,11 @@ def _run_dask(plan: _Plan, finished: Callable[[Cell, Mapping[str, Any]], None], 
             by_train[tk] = f
         cell_f: dict[Any, Cell] = {}
         for c in plan.todo:
-            payload, net, dk, params = plan.cell_args(c)
-            data = None if dk is None else data_f[dk]
+            payload, net, cell_dk, params = plan.cell_args(c)
+            data = None if cell_dk is None else data_f[cell_dk]
             step = None
             if c.train is not None:
-                tk = c.train_key
+                tk = _train_key(c)
                 step = c.train["steps"]
                 params = plan.cached[tk][step] if tk in plan.cached else by_train[tk]
                 if tk in plan.cached:

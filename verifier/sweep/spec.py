@@ -51,7 +51,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from ..errors import VerifierError
 
@@ -264,11 +264,11 @@ def _placeholders(section: Any) -> set[str]:
     return set()
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _number(v: Any) -> bool:
+def _number(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -435,11 +435,12 @@ def _checks(checks: Any, source: str) -> list[dict[str, Any]]:
         if kind == "theorem":
             if not isinstance(c.get("name"), str):
                 raise _err(source, f"{where}.name", "must name a theorem (see `verifier theorems list`)")
+            claim = None
             if not _placeholders(c["name"]):
                 import theorems
 
                 try:
-                    theorems.get(c["name"])
+                    claim = theorems.get(c["name"])
                 except VerifierError as e:
                     raise _err(source, f"{where}.name", f"is not a claim: {e}") from None
             for k in ("examples", "seed", "shrink_budget"):
@@ -448,6 +449,11 @@ def _checks(checks: Any, source: str) -> list[dict[str, Any]]:
                                f"got {c[k]!r}")
             if "tol" in c and not isinstance(c["tol"], Mapping):
                 raise _err(source, f"{where}.tol", f"must be a table NAME = VALUE, got {c['tol']!r}")
+            if "tol" in c and claim is not None:
+                try:
+                    claim.check_tolerances(c["tol"])
+                except VerifierError as e:
+                    raise _err(source, f"{where}.tol", f"is not valid: {e}") from None
         if kind == "embedding" and not isinstance(c.get("split"), str):
             raise _err(source, f"{where}.split", "must be a split such as \"layer=1,neuron=0,ratios=3/5,4/5\"")
         if kind == "function":

@@ -129,14 +129,15 @@ def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str
         if not have:
             continue
         for ax_name in axes:
-            xs = {axis_number(r.get(ax_name)) for r in have}
-            if None in xs or len(xs) < 2:
+            placed = [(x, r) for r in have if (x := axis_number(r.get(ax_name))) is not None]
+            xs = {x for x, _ in placed}
+            if len(placed) < len(have) or len(xs) < 2:  # a cell off the number line, or one value: no plot
                 continue
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
             labels = sorted({str(r.get("check")) for r in have})
             positive = all(r[fig_name] > 0 for r in have)
             for i, lab in enumerate(labels):
-                pts = [(axis_number(r[ax_name]), float(r[fig_name])) for r in have if str(r.get("check")) == lab]
+                pts = [(x, float(r[fig_name])) for x, r in placed if str(r.get("check")) == lab]
                 col = f"C{i % 10}"
                 ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.5, color=col)
                 med = []
@@ -147,7 +148,7 @@ def write_plots(out: Path, rows: Sequence[Mapping[str, Any]], axes: Sequence[str
                 ax.plot([m[0] for m in med], [m[1] for m in med], "-o", ms=3, color=col, label=f"{lab} (median)")
             if positive:
                 ax.set_yscale("log")
-            xs_f = sorted(x for x in xs if x is not None)
+            xs_f = sorted(xs)
             if xs_f[0] > 0 and xs_f[-1] / xs_f[0] >= 8:  # geometric grids (steps 250..2000, widths 8..64)
                 ax.set_xscale("log", base=2)
                 ax.minorticks_off()

@@ -41,7 +41,9 @@ def search_shard(name: str, examples: int, seed: int, shrink_budget: int, keep: 
     import theorems
 
     t = theorems.get(name)
-    res = t.search(examples=examples, seed=seed, shrink_budget=shrink_budget, keep=keep, **dict(tolerances))
+    t.check_tolerances(tolerances)  # before the call: a tolerance named like a flag would be bound to it
+    res = t.search(examples=examples, seed=seed, shrink_budget=shrink_budget, progress=None, keep=keep,
+                   **dict(tolerances))
     ce = res.counterexample
     return {"examples": examples, "seed": seed, "checked": res.checked, "not_applicable": res.not_applicable,
             "worst": {k: {"figure": w.figure, "instance": w.instance, "passed": w.passed, "count": w.count,

@@ -87,9 +87,9 @@ class Budget:
     @contextmanager
     def guard(self) -> Iterator[None]:
         r = self.remaining()
-        use_alarm = (r is not None and threading.current_thread() is threading.main_thread()
+        use_alarm = (threading.current_thread() is threading.main_thread()
                      and hasattr(signal, "setitimer") and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
-        if not use_alarm:
+        if r is None or not use_alarm:
             yield
             return
         if r <= 0:

@@ -166,7 +166,8 @@ class HomogeneityProof:
     def proved(self) -> bool:
         return self.identity_holds and self.euler_holds and all(self.region_checks)
 
-    def statement(self) -> str:
+    def statement(self) -> tuple[str, str]:
+        """The identity and the Euler relation proved, as plain-text formulas."""
         c = self.scale
         if self.kind == "homogeneous":
             ident = f"Phi({c}*theta; x) - {c}**{self.degree} * Phi(theta; x)"

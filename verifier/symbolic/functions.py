@@ -67,7 +67,8 @@ def positive_part(z: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     """
     z2 = sp.factor_terms(z) if z.is_Add else z
     coeff, rest = z2.as_coeff_Mul()
-    pos, other = [], []
+    pos: list[sp.Expr] = []
+    other: list[sp.Expr] = []
     for f in sp.Mul.make_args(rest):
         (pos if f.is_positive else other).append(f)
     c = abs(coeff) * sp.Mul(*pos)

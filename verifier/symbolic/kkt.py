@@ -1013,7 +1013,8 @@ def _accept(net, L, reg: RegionSystem, active, sol: dict, unknowns: list, lambda
                 _accept(net, L, reg, active, sol2, unknowns, lambdas, theta, cons, found, families, undecided,
                         depth + 1)
             return
-    vals = full
+    vals: dict | None
+    vals = full  # a separate statement, so mypy narrows vals to dict here
     if free:
         def test(sub: dict) -> bool:
             if not all(is_real(v.xreplace(sub)) for v in full.values() if v.free_symbols & fset):
