@@ -237,7 +237,7 @@ def test_cli_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path, monke
     ('{"format": "kkt-verifier/counterexample", "version": 1, "theorem": {"name": "euler-identity"}}',
      "field 'instance' is missing"),
     ('{"format": "kkt-verifier/counterexample", "version": 1, "theorem": {"name": "euler-identity"}, '
-     '"instance": {"network": {"nodes": []}}}', "instance.network: field 'version' is None"),
+     '"instance": {"network": {"nodes": []}}}', "instance.network: field 'format' is None; expected 'kkt-verifier/network'"),
 ])
 def test_malformed_counterexample_files(tmp_path, capsys, content, message):
     f = tmp_path / "bad.json"
