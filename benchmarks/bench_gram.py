@@ -283,7 +283,8 @@ def main():
         net, params, X, y = _problem(widths, n)
         fn = {"ours": ours_gram, "numpy": numpy_gram, "torch": torch_gram}[args.single]
         G, t, cpu = _timed(lambda: fn(net, params, X, y))
-        print(json.dumps({"route": args.single, "case": args.case[0], "time": t, "cpu": cpu,
+        print(json.dumps({"route": args.single, "case": args.case[0], "verifier": os.path.dirname(verifier.__file__),
+                          "time": t, "cpu": cpu,
                           "peak_rss_mib": _peak_rss_mib(),
                           "trace": float(np.trace(G))}))
         return

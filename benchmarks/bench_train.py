@@ -377,7 +377,9 @@ def main() -> None:
         out = RUNNERS[args.single](cases[0], *params(cases[0]))
         for k in ("theta", "theta0", "grad0"):
             out.pop(k, None)
-        print(json.dumps({"case": cases[0], **out}))
+        import verifier
+
+        print(json.dumps({"case": cases[0], "verifier": os.path.dirname(verifier.__file__), **out}))
         return
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     if not routes or any(r not in ROUTES for r in routes):

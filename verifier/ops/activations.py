@@ -131,9 +131,6 @@ class ReLU(Elementwise):
     def df(self, z, attrs):
         return (z > 0).astype(z.dtype)
 
-    def vjp(self, ctx, g, ps, attrs):
-        return [g * (ctx["z"] > 0)]  # g * df(z) without casting the mask to a float array first
-
     def sym(self, z, attrs, fns):
         return fns.relu(z)
 
