@@ -31,6 +31,15 @@ the ReLU kinks crossed on the way).  Adam is not a descent method: with ``"adapt
 runs on ``g = grad log(ell)`` (which never underflows), with the fixed ``lr``, no
 line search.
 
+Cost
+----
+One forward and one backward pass per step (plus one forward pass per line-search retry): the data
+are validated once, ``theta`` reaches the engine as views, the backward pass stops at the first
+layer (no VJP into the data) and propagates one row per sample (multiclass rows are summed first).
+The first :class:`~verifier.dynamics.losses.Problem` of a process frees one untouched 30 MiB block
+so that glibc reuses the step's temporaries instead of page-faulting them in at every step
+(``_warm_allocator``).  ``benchmarks/bench_train.py`` compares a step with torch.
+
 History
 -------
 One dict per recorded step (step 0, and the steps chosen by ``history_every`` -- by default
