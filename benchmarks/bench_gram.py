@@ -1,8 +1,10 @@
 """Gram matrix of the margins, G = J J^T: factored (ours) vs the explicit-Jacobian routes.
 
 Reference size: a 784-1000-1 ReLU MLP on 1000 samples (P = 785,000; J would be
-1000 x 785,000 = 6.3 GB in float64).  Routes, each from the parameters and the
-data to G (forward pass included):
+1000 x 785,000 = 6.3 GB in float64).  ``--case cnn:N`` is a small CNN on N random 28x28
+images (conv 8 3x3 -> relu -> maxpool 2 -> conv 16 3x3 -> relu -> maxpool 2 -> dense 1, no
+bias, no padding; P = 1,552).  Routes, each from the parameters and the data to G (forward
+pass included):
 
 * ``ours``: ``verifier.numeric.prepare`` (forward pass) + ``gram_from``: one
   backward pass, ``sum over layers (Delta Delta^T) * (H H^T)``, no ``J``;
@@ -24,6 +26,7 @@ checked to agree.
     python benchmarks/bench_gram.py --quick                # small size (seconds)
     python benchmarks/bench_gram.py --case 100-200-200-1:1000 --repeat 7
     python benchmarks/bench_gram.py --case 100-200-200-1:1000 --routes ours,torch
+    python benchmarks/bench_gram.py --case cnn:1000 --routes ours,torch --repeat 5
     python benchmarks/bench_gram.py --single ours --case 100-200-200-1:1000
         # one call of one route in this process, one JSON line: for an external
         # whole-process timer such as ``/usr/bin/time -v``
@@ -49,30 +52,42 @@ import numpy as np
 import verifier
 from verifier.numeric import gram_from, jacobian_from, prepare
 
-DEFAULT_CASES = ["784-1000-1:1000", "100-200-200-1:1000"]
+DEFAULT_CASES = ["784-1000-1:1000", "100-200-200-1:1000", "cnn:1000"]
 QUICK_CASES = ["784-100-1:200"]
 ROUTES = ("ours", "numpy", "torch")
 
 
-def parse_case(text: str) -> tuple[list[int], int]:
+def parse_case(text: str) -> tuple[list[int] | str, int]:
+    """``"100-200-200-1:1000"`` -> ``([100, 200, 200, 1], 1000)``; ``"cnn:1000"`` -> ``("cnn", 1000)``."""
     try:
         w, n = text.split(":")
-        widths = [int(v) for v in w.split("-")]
+        widths: list[int] | str = "cnn" if w == "cnn" else [int(v) for v in w.split("-")]
         n_i = int(n)
     except ValueError:
-        raise SystemExit(f"--case {text!r}: expected WIDTHS:N such as 100-200-200-1:1000") from None
-    if len(widths) < 2 or widths[-1] != 1 or min(widths) < 1 or n_i < 1:
+        raise SystemExit(f"--case {text!r}: expected WIDTHS:N such as 100-200-200-1:1000, or cnn:N") from None
+    if n_i < 1 or (widths != "cnn" and (len(widths) < 2 or widths[-1] != 1 or min(widths) < 1)):
         raise SystemExit(f"--case {text!r}: widths must end in 1 output unit and n must be >= 1")
     return widths, n_i
 
 
 def _problem(widths, n, seed=0):
     rng = np.random.default_rng(seed)
-    net = verifier.mlp(widths)
+    if widths == "cnn":
+        net = verifier.cnn((1, 28, 28), channels=[8, 16], kernel_size=3, padding=0, pool="max", hidden=[],
+                           outputs=1)
+        X = rng.normal(size=(n, 1, 28, 28))
+    else:
+        net = verifier.mlp(widths)
+        X = rng.normal(size=(n, widths[0]))
     params = net.init_params(seed)
-    X = rng.normal(size=(n, widths[0]))
     y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     return net, params, X, y
+
+
+def _describe(widths, net, n) -> str:
+    if widths == "cnn":
+        return f"CNN 28x28 (conv 8, relu, maxpool 2, conv 16, relu, maxpool 2, dense 1), n = {n}, P = {net.num_params:,}"
+    return f"MLP {'-'.join(map(str, widths))}, n = {n}, P = {net.num_params:,}"
 
 
 def ours_gram(net, params, X, y):
@@ -84,10 +99,42 @@ def numpy_gram(net, params, X, y):
     return J @ J.T
 
 
+def _torch_forward(net, ps, h):
+    """The network's forward pass in torch, node by node (dense, conv2d, relu, maxpool2d, flatten)."""
+    import torch
+
+    for name in net.order:
+        node = net.nodes[name]
+        if node.op == "dense":
+            h = h @ ps[node.params["weight"]].T
+        elif node.op == "conv2d":
+            a = node.attrs
+            h = torch.nn.functional.conv2d(h, ps[node.params["weight"]], stride=a["stride"], padding=a["padding"])
+        elif node.op == "relu":
+            h = torch.relu(h)
+        elif node.op == "maxpool2d":
+            h = torch.nn.functional.max_pool2d(h, node.attrs["kernel_size"], node.attrs["stride"])
+        elif node.op == "flatten":
+            h = h.flatten(1)
+        elif node.op not in ("input", "output"):
+            raise SystemExit(f"bench_gram: no torch form for op {node.op!r}")
+    return h
+
+
 def torch_gram(net, params, X, y):
     import torch
     from torch.func import functional_call, grad, vmap
 
+    if any(net.nodes[v].op == "conv2d" for v in net.order):  # functional form of the CNN
+        names = list(net.param_names)
+        tp = {p: torch.tensor(params[p]) for p in names}
+
+        def cnn_margin(ps, x, yi):
+            return yi * _torch_forward(net, ps, x[None])[0, 0]
+
+        grads = vmap(grad(cnn_margin), in_dims=(None, 0, 0))(tp, torch.tensor(X), torch.tensor(y))
+        J = torch.cat([grads[p].reshape(X.shape[0], -1) for p in names], dim=1)
+        return (J @ J.T).numpy()
     widths = [net.param_shapes[p] for p in net.param_names]
     layers = []
     for i, (o, k) in enumerate(widths):
@@ -162,7 +209,7 @@ def _mmm(values, fmt):
 
 def run(widths, n, routes, repeat, seed=0):
     net, params, X, y = _problem(widths, n, seed)
-    print(f"\n== MLP {'-'.join(map(str, widths))}, n = {n}, P = {net.num_params:,} ==", flush=True)
+    print(f"\n== {_describe(widths, net, n)} ==", flush=True)
     have_torch = True
     if "torch" in routes:
         try:
@@ -236,7 +283,8 @@ def main():
         net, params, X, y = _problem(widths, n)
         fn = {"ours": ours_gram, "numpy": numpy_gram, "torch": torch_gram}[args.single]
         G, t, cpu = _timed(lambda: fn(net, params, X, y))
-        print(json.dumps({"route": args.single, "case": args.case[0], "time": t, "cpu": cpu,
+        print(json.dumps({"route": args.single, "case": args.case[0], "verifier": os.path.dirname(verifier.__file__),
+                          "time": t, "cpu": cpu,
                           "peak_rss_mib": _peak_rss_mib(),
                           "trace": float(np.trace(G))}))
         return
@@ -246,7 +294,7 @@ def main():
     if args.repeat < 1:
         raise SystemExit("--repeat must be >= 1")
     cases = args.case or (QUICK_CASES if args.quick else DEFAULT_CASES)
-    print(f"bench_gram: {os.cpu_count()} CPU(s), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+    print(f"bench_gram: verifier from {os.path.dirname(verifier.__file__)}; {os.cpu_count()} CPU(s), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
           f"(1/5/15 min); {args.repeat} run(s) per route; min / median / max", flush=True)
     out = {}
     for c in cases:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = ["bench_gram.py", "bench_kkt.py", "bench_cert.py"]
+BENCHES = ["bench_gram.py", "bench_train.py", "bench_kkt.py", "bench_cert.py"]
 
 if __name__ == "__main__":
     extra = sys.argv[1:]

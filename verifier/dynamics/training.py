@@ -31,6 +31,15 @@ the ReLU kinks crossed on the way).  Adam is not a descent method: with ``"adapt
 runs on ``g = grad log(ell)`` (which never underflows), with the fixed ``lr``, no
 line search.
 
+Cost
+----
+One forward and one backward pass per step (plus one forward pass per line-search retry): the data
+are validated once, ``theta`` reaches the engine as views, the backward pass stops at the first
+layer (no VJP into the data) and propagates one row per sample (multiclass rows are summed first).
+The first :class:`~verifier.dynamics.losses.Problem` of a process frees one untouched 30 MiB block
+so that glibc reuses the step's temporaries instead of page-faulting them in at every step
+(``_warm_allocator``).  ``benchmarks/bench_train.py`` compares a step with torch.
+
 History
 -------
 One dict per recorded step (step 0, and the steps chosen by ``history_every`` -- by default
@@ -172,6 +181,8 @@ def smoothed_margin(log_loss: float, loss: str) -> float:
     ell = math.exp(log_loss)
     if log_loss < -30:  # expm1(ell) = ell (1 + ell/2 + ...)
         return -(log_loss + math.log1p(ell / 2))
+    if ell > 30:  # log(exp(ell) - 1) = ell + log1p(-exp(-ell)); expm1 alone overflows past ell = 709.78
+        return -(ell + math.log1p(-math.exp(-ell)))
     return -math.log(math.expm1(ell)) if ell > 0 else -log_loss
 
 
@@ -198,13 +209,16 @@ class _Batches:
         return sub
 
 
+def _direction(g: np.ndarray, method: str) -> np.ndarray:
+    """:func:`~verifier.dynamics.steps.steepest_direction`, without its copy for gd (``d = g``, read only here)."""
+    return g if method == "gd" else steepest_direction(g, method)
+
+
 def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, schedule: str, lr: float,
                     adam: Any, damp: float, halvings: int, exponent: float,
                     loss_name: str) -> tuple[np.ndarray, float, int, float]:
     """One step on the batch ``sub``; returns ``(theta, damp, halvings, step size)``."""
-    log_b, g_opt, _ = sub.evaluate(theta)
-    assert g_opt is not None
-    g_b: np.ndarray = g_opt
+    log_b, g_b, _ = sub._evaluate(theta)
     if not (math.isfinite(log_b) and np.all(np.isfinite(g_b))):
         raise TrainingError(f"step {k}: the batch loss or its gradient is not finite (log loss {log_b!r}); "
                             f"lower lr={lr!r}")
@@ -213,19 +227,19 @@ def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, sch
             raise TrainingError(f"step {k}: the batch {loss_name} loss exp({log_b:.6g}) overflows float64; "
                                 f"lower lr={lr!r} or use schedule='adaptive'")
         grad: np.ndarray = math.exp(log_b) * g_b
-        d = adam.direction(grad) if adam is not None else steepest_direction(grad, method)
+        d = adam.direction(grad) if adam is not None else _direction(grad, method)
         cand, size = theta - lr * d, lr * math.exp(log_b)
     elif adam is not None:
         cand, size = theta - lr * adam.direction(g_b), lr
     else:
-        d = steepest_direction(g_b, method)
+        d = _direction(g_b, method)
         dn2 = float(g_b @ d)
         base = lr / max(1.0, -log_b) ** exponent
         for _ in range(MAX_HALVINGS):
             size = base * damp
             cand = theta - size * d
             if np.all(np.isfinite(cand)):
-                new = sub.evaluate(cand, grad=False)[0]
+                new = sub._log_loss(cand)
                 if math.isfinite(new) and new <= log_b + math.log1p(-min(ARMIJO * size * dn2, 0.5)):
                     break
             damp /= 2
@@ -310,7 +324,7 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
     last_step_size = 0.0
     halvings = 0
 
-    log_loss, g, q = prob.evaluate(theta)
+    log_loss, g, q = prob._evaluate(theta)
     if not (math.isfinite(log_loss) and np.all(np.isfinite(g))):
         raise TrainingError(f"step 0: the {loss_name} loss or its gradient is not finite at the initial point "
                             f"(log loss {log_loss!r})")
@@ -371,7 +385,7 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
                     batches.next(), theta, k, method=method, schedule=schedule, lr=lr, adam=adam, damp=damp,
                     halvings=halvings, exponent=exponent, loss_name=loss_name)
                 if due(k) or k == steps:
-                    log_loss, g, q = prob.evaluate(theta)
+                    log_loss, g, q = prob._evaluate(theta)
                     if not math.isfinite(log_loss):
                         raise TrainingError(f"step {k}: the full {loss_name} loss is not finite; lower lr={lr!r}")
                     record(k)
@@ -382,11 +396,11 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
                     raise TrainingError(f"step {k}: the {loss_name} loss exp({log_loss:.6g}) overflows float64; "
                                         f"lower lr={lr!r} or use schedule='adaptive'")
                 grad = math.exp(log_loss) * g
-                d = adam.direction(grad) if adam is not None else steepest_direction(grad, method)
+                d = adam.direction(grad) if adam is not None else _direction(grad, method)
                 cand = theta - lr * d
                 if not np.all(np.isfinite(cand)):
                     raise TrainingError(f"step {k}: the iterate is not finite; lower lr={lr!r}")
-                new = prob.evaluate(cand)
+                new = prob._evaluate(cand)
                 if not (math.isfinite(new[0]) and np.all(np.isfinite(new[1]))):
                     raise TrainingError(f"step {k}: the loss or its gradient is not finite (log loss {new[0]!r}); "
                                         f"lower lr={lr!r}")
@@ -395,20 +409,20 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
                 cand = theta - lr * adam.direction(g)
                 if not np.all(np.isfinite(cand)):
                     raise TrainingError(f"step {k}: the Adam iterate is not finite; lower lr={lr!r}")
-                new = prob.evaluate(cand)
+                new = prob._evaluate(cand)
                 if not (math.isfinite(new[0]) and np.all(np.isfinite(new[1]))):
                     raise TrainingError(f"step {k}: the loss or its gradient is not finite (log loss {new[0]!r}); "
                                         f"lower lr={lr!r}")
                 last_step_size = lr
             else:
-                d = steepest_direction(g, method)
+                d = _direction(g, method)
                 dn2 = float(g @ d)  # ||g||_*^2
                 base = lr / max(1.0, -log_loss) ** exponent
                 for _ in range(MAX_HALVINGS):
                     step = base * damp
                     cand = theta - step * d
                     if np.all(np.isfinite(cand)):
-                        new = prob.evaluate(cand)
+                        new = prob._evaluate(cand)
                         target = log_loss + math.log1p(-min(ARMIJO * step * dn2, 0.5))
                         if math.isfinite(new[0]) and np.all(np.isfinite(new[1])) and new[0] <= target:
                             break

@@ -95,15 +95,13 @@ def constraints(net, y: np.ndarray) -> Constraints:
     C = net.num_outputs
     if C == 1:
         return Constraints(np.arange(n), y.reshape(n, 1).astype(np.float64), -np.ones(n, dtype=np.int64), n)
-    rows, others = [], []
-    for i in range(n):
-        for j in range(C):
-            if j != y[i]:
-                rows.append(i)
-                others.append(j)
-    sample = np.array(rows, dtype=np.int64)
-    other = np.array(others, dtype=np.int64)
-    coef = np.zeros((len(rows), C))
-    coef[np.arange(len(rows)), y[sample]] = 1.0
-    coef[np.arange(len(rows)), other] = -1.0
+    # sample-major: the rows of sample i are (i, j) for the classes j != y_i in increasing order
+    classes = np.broadcast_to(np.arange(C, dtype=np.int64), (n, C))
+    wrong = classes != np.asarray(y, dtype=np.int64)[:, None]
+    sample = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], (n, C))[wrong]
+    other = classes[wrong]
+    m = sample.shape[0]
+    coef = np.zeros((m, C))
+    coef[np.arange(m), y[sample]] = 1.0
+    coef[np.arange(m), other] = -1.0
     return Constraints(sample, coef, other, n)

@@ -122,6 +122,17 @@ def _node_vjp(node, ctx: dict[str, Any], g: np.ndarray, nps: dict[str, np.ndarra
     raise ValueError(f"unknown derivative override {kind!r} at node {node.name!r}; use 'deriv' or 'arg'")
 
 
+def _needs_gradient(net) -> set[str]:
+    """The nodes whose value depends on a parameter: the only ones a backward pass must reach (the VJP
+    into the data, e.g. the first layer's ``g W``, is a full GEMM that no parameter gradient uses)."""
+    out: set[str] = set()
+    for name in net.order:
+        node = net.nodes[name]
+        if node.params or any(i in out for i in node.inputs):
+            out.add(name)
+    return out
+
+
 def backward(fp: ForwardPass, cons: Constraints, sink: Sink, *, overrides: dict[str, Override] | None = None,
              seeds: dict[str, np.ndarray] | None = None) -> None:
     """Propagate ``dq_r/d(node)`` for all rows; call ``sink(name, node, ctx_rows, g, ps)`` at parameterised nodes.
@@ -138,6 +149,7 @@ def backward(fp: ForwardPass, cons: Constraints, sink: Sink, *, overrides: dict[
         grads: dict[str, np.ndarray] = {k: np.array(v, dtype=np.float64) for k, v in seeds.items()}
     else:
         grads = {net.output: cons.coef.copy()}
+    needed = _needs_gradient(net)
     for name in reversed(net.order):
         g = grads.pop(name, None)
         node = net.nodes[name]
@@ -147,10 +159,10 @@ def backward(fp: ForwardPass, cons: Constraints, sink: Sink, *, overrides: dict[
         nps = {role: fp.params[p] for role, p in node.params.items()}
         if node.params:
             sink(name, node, ctx, g, nps)
-        if not node.inputs:
-            continue
+        if not any(src in needed for src in node.inputs):
+            continue  # the inputs (the data, or functions of the data alone) carry no parameter: no VJP
         for src, gi in zip(node.inputs, _node_vjp(node, ctx, g, nps, overrides.get(name))):
-            if net.nodes[src].op == "input":
+            if src not in needed:
                 continue
             if src in grads:
                 grads[src] = grads[src] + gi
@@ -176,10 +188,20 @@ def jacobian_from(fp: ForwardPass, cons: Constraints, *, overrides: dict[str, Ov
 
 
 def weighted_gradient_from(fp: ForwardPass, cons: Constraints, w: np.ndarray) -> np.ndarray:
-    """``sum_r w_r grad_theta q_r`` as a flat vector, without per-row gradients (training)."""
+    """``sum_r w_r grad_theta q_r`` as a flat vector, without per-row gradients (training).
+
+    ``grad q_r = coef_r^T dPhi(x_{s_r})``, so the rows of one sample are summed before the
+    backward pass: one row per sample, ``sum_{r of s} w_r coef_r`` (multiclass: ``C - 1`` times
+    fewer rows to propagate than constraints)."""
     net = fp.net
     w = np.asarray(w, dtype=np.float64).reshape(-1)
-    scaled = Constraints(cons.sample, cons.coef * w[:, None], cons.other, cons.n)
+    coef = cons.coef * w[:, None]
+    if cons.one_per_sample:
+        scaled = Constraints(cons.sample, coef, cons.other, cons.n)
+    else:
+        per_sample = np.stack([np.bincount(cons.sample, weights=coef[:, c], minlength=cons.n)
+                               for c in range(coef.shape[1])], axis=1)
+        scaled = Constraints(np.arange(cons.n), per_sample, -np.ones(cons.n, dtype=np.int64), cons.n)
     out = np.zeros(net.num_params)
 
     def sink(name, node, ctx, g, nps):

@@ -170,11 +170,12 @@ def patches_adjoint(gp: np.ndarray, in_shape: tuple[int, ...], k, s, p, hw: tupl
     sh, sw = s
     ph, pw = p
     ho, wo = hw
-    g6 = gp.reshape(n, ho, wo, c, kh, kw)
+    # one transposing copy to (n, kh, kw, C, Ho, Wo), so that each kernel offset's term is a contiguous block
+    g6 = np.ascontiguousarray(gp.reshape(n, ho, wo, c, kh, kw).transpose(0, 4, 5, 3, 1, 2))
     out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gp.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += g6[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            out[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += g6[:, i, j]
     return out[:, :, ph : ph + h, pw : pw + w]
 
 
