@@ -48,6 +48,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from _torch_net import torch_forward
 
 import verifier
 from verifier.numeric import gram_from, jacobian_from, prepare
@@ -99,28 +100,6 @@ def numpy_gram(net, params, X, y):
     return J @ J.T
 
 
-def _torch_forward(net, ps, h):
-    """The network's forward pass in torch, node by node (dense, conv2d, relu, maxpool2d, flatten)."""
-    import torch
-
-    for name in net.order:
-        node = net.nodes[name]
-        if node.op == "dense":
-            h = h @ ps[node.params["weight"]].T
-        elif node.op == "conv2d":
-            a = node.attrs
-            h = torch.nn.functional.conv2d(h, ps[node.params["weight"]], stride=a["stride"], padding=a["padding"])
-        elif node.op == "relu":
-            h = torch.relu(h)
-        elif node.op == "maxpool2d":
-            h = torch.nn.functional.max_pool2d(h, node.attrs["kernel_size"], node.attrs["stride"])
-        elif node.op == "flatten":
-            h = h.flatten(1)
-        elif node.op not in ("input", "output"):
-            raise SystemExit(f"bench_gram: no torch form for op {node.op!r}")
-    return h
-
-
 def torch_gram(net, params, X, y):
     import torch
     from torch.func import functional_call, grad, vmap
@@ -130,7 +109,7 @@ def torch_gram(net, params, X, y):
         tp = {p: torch.tensor(params[p]) for p in names}
 
         def cnn_margin(ps, x, yi):
-            return yi * _torch_forward(net, ps, x[None])[0, 0]
+            return yi * torch_forward(net, ps, x[None])[0, 0]
 
         grads = vmap(grad(cnn_margin), in_dims=(None, 0, 0))(tp, torch.tensor(X), torch.tensor(y))
         J = torch.cat([grads[p].reshape(X.shape[0], -1) for p in names], dim=1)

@@ -45,7 +45,6 @@ makes both numpy and torch single-threaded, which is steadier under load):
 
 from __future__ import annotations
 
-import verifier
 import argparse
 import json
 import multiprocessing as mp

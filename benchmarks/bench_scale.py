@@ -25,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+from _torch_net import torch_forward
 
 CASES = ["digits-800", "digits", "binary10k", "mnist60k", "cnn10k"]
 
@@ -104,21 +105,7 @@ def _train_torch(net, X, y, epochs, batch, lr, seed=0):
     yt = torch.tensor(y)
 
     def fwd(xb):
-        h = xb
-        for name in net.order:
-            node = net.nodes[name]
-            if node.op == "dense":
-                h = h @ p[node.params["weight"]].T
-            elif node.op == "conv2d":
-                a = node.attrs
-                h = torch.nn.functional.conv2d(h, p[node.params["weight"]], stride=a["stride"], padding=a["padding"])
-            elif node.op == "relu":
-                h = torch.relu(h)
-            elif node.op == "maxpool2d":
-                h = torch.nn.functional.max_pool2d(h, node.attrs["kernel_size"], node.attrs["stride"])
-            elif node.op == "flatten":
-                h = h.flatten(1)
-        return h
+        return torch_forward(net, p, xb)
 
     n = X.shape[0]
     g = torch.Generator().manual_seed(seed)

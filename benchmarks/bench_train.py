@@ -46,6 +46,7 @@ import statistics
 import time
 
 import numpy as np
+from _torch_net import torch_forward
 
 CASES = ("mlp", "digits", "cnn")
 ROUTES = ("ours", "torch")
@@ -179,27 +180,6 @@ def run_ours(case: str, n: int | None, steps: int, lr: float) -> dict:
             "theta0": theta0.tolist(), "grad0": g0.tolist(), "bound": bound, "flops": flops}
 
 
-def _torch_forward(net, p, h):
-    import torch
-
-    for name in net.order:
-        node = net.nodes[name]
-        if node.op == "dense":
-            h = h @ p[node.params["weight"]].T
-        elif node.op == "conv2d":
-            a = node.attrs
-            h = torch.nn.functional.conv2d(h, p[node.params["weight"]], stride=a["stride"], padding=a["padding"])
-        elif node.op == "relu":
-            h = torch.relu(h)
-        elif node.op == "maxpool2d":
-            h = torch.nn.functional.max_pool2d(h, node.attrs["kernel_size"], node.attrs["stride"])
-        elif node.op == "flatten":
-            h = h.flatten(1)
-        elif node.op not in ("input", "output"):
-            raise SystemExit(f"bench_train: no torch form for op {node.op!r}")
-    return h
-
-
 def torch_threads() -> int:
     return max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1))
 
@@ -223,7 +203,7 @@ def run_torch(case: str, n: int | None, steps: int, lr: float) -> dict:
         order = [ps[k] for k in net.param_names]
 
         def loss_grad():
-            out = _torch_forward(net, ps, Xt)
+            out = torch_forward(net, ps, Xt)
             if C == 1:
                 loss = torch.exp(-yt * out[:, 0]).sum()
             else:
