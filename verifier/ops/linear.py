@@ -157,26 +157,18 @@ def col2im(gc: np.ndarray, in_shape: tuple[int, ...], k, s, p) -> np.ndarray:
 
 
 def patches(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int]) -> np.ndarray:
-    """The im2col matrix ``(n, Ho*Wo, C*kh*kw)`` (contiguous: one copy; every product on it is a GEMM)."""
+    """The transposed im2col matrix ``(n, C*kh*kw, Ho*Wo)``: one contiguous copy of the :func:`im2col` view,
+    whose inner blocks are (strided) image rows, so the copy streams; every product on it is a GEMM and
+    ``W2 @ patches`` is already in the output layout ``(n, C_out, Ho*Wo)``."""
     cols = im2col(x, k, s, p)  # (n, C, kh, kw, Ho, Wo) view
     n, c, kh, kw, ho, wo = cols.shape
-    return np.ascontiguousarray(cols.transpose(0, 4, 5, 1, 2, 3)).reshape(n, ho * wo, c * kh * kw)
+    return np.ascontiguousarray(cols).reshape(n, c * kh * kw, ho * wo)
 
 
 def patches_adjoint(gp: np.ndarray, in_shape: tuple[int, ...], k, s, p, hw: tuple[int, int]) -> np.ndarray:
-    """Adjoint of :func:`patches`: scatter-add ``(n, Ho*Wo, C*kh*kw)`` back to ``(n, C, H, W)``."""
-    n, c, h, w = in_shape
-    kh, kw = k
-    sh, sw = s
-    ph, pw = p
-    ho, wo = hw
-    # one transposing copy to (n, kh, kw, C, Ho, Wo), so that each kernel offset's term is a contiguous block
-    g6 = np.ascontiguousarray(gp.reshape(n, ho, wo, c, kh, kw).transpose(0, 4, 5, 3, 1, 2))
-    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gp.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += g6[:, i, j]
-    return out[:, :, ph : ph + h, pw : pw + w]
+    """Adjoint of :func:`patches`: scatter-add ``(n, C*kh*kw, Ho*Wo)`` back to ``(n, C, H, W)``."""
+    n, c = in_shape[0], in_shape[1]
+    return col2im(gp.reshape(n, c, k[0], k[1], hw[0], hw[1]), tuple(in_shape), k, s, p)
 
 
 @register
@@ -216,13 +208,14 @@ class Conv2d(Op):
     def degree(self, node, in_degs, param_degs, attrs, equal):
         return param_degs["weight"] + in_degs[0]
 
-    # Every product is a GEMM on the im2col matrix A (n, Ho*Wo, C*kh*kw) and W2 = weight as (C_out, C*kh*kw).
+    # Every product is a GEMM on the transposed im2col matrix A (n, C*kh*kw, Ho*Wo) and W2 = weight as
+    # (C_out, C*kh*kw): W2 @ A is the output (n, C_out, Ho*Wo) without a transpose.
     def forward(self, xs, ps, attrs):
         x = xs[0]
         w = ps["weight"]
         A = patches(x, attrs["kernel_size"], attrs["stride"], attrs["padding"])
         ho, wo = _conv_geometry("?", x.shape[1:], attrs)
-        z = (A @ w.reshape(w.shape[0], -1).T).transpose(0, 2, 1).reshape(x.shape[0], w.shape[0], ho, wo)
+        z = (w.reshape(w.shape[0], -1) @ A).reshape(x.shape[0], w.shape[0], ho, wo)
         return z, {"A": A, "_x_shape": x.shape, "_hw": (ho, wo)}
 
     @staticmethod
@@ -240,7 +233,7 @@ class Conv2d(Op):
 
     def vjp(self, ctx, g, ps, attrs):
         w = ps["weight"]
-        gp = self._g(g).transpose(0, 2, 1) @ w.reshape(w.shape[0], -1)  # (n, Ho*Wo, C*kh*kw)
+        gp = w.reshape(w.shape[0], -1).T @ self._g(g)  # (n, C*kh*kw, Ho*Wo)
         shape = (g.shape[0], *ctx["_x_shape"][1:])
         return [patches_adjoint(gp, shape, attrs["kernel_size"], attrs["stride"], attrs["padding"], ctx["_hw"])]
 
@@ -248,22 +241,20 @@ class Conv2d(Op):
         w = ps["weight"]
         t = None
         if dxs[0] is not None:
-            t = patches(dxs[0], attrs["kernel_size"], attrs["stride"], attrs["padding"]) @ w.reshape(w.shape[0], -1).T
+            t = w.reshape(w.shape[0], -1) @ patches(dxs[0], attrs["kernel_size"], attrs["stride"], attrs["padding"])
         if "weight" in dps:
-            u = ctx["A"] @ dps["weight"].reshape(w.shape[0], -1).T
+            u = dps["weight"].reshape(w.shape[0], -1) @ ctx["A"]
             t = u if t is None else t + u
         if t is None:
             return None
-        n = t.shape[0]
-        return t.transpose(0, 2, 1).reshape(n, w.shape[0], *ctx["_hw"])
+        return t.reshape(t.shape[0], w.shape[0], *ctx["_hw"])
 
     def param_grads(self, ctx, g, ps, attrs):
-        return {"weight": (self._g(g) @ ctx["A"]).reshape(g.shape[0], *ps["weight"].shape)}
+        return {"weight": (self._g(g) @ ctx["A"].transpose(0, 2, 1)).reshape(g.shape[0], *ps["weight"].shape)}
 
     def param_grad_sum(self, ctx, g, ps, attrs):
-        A = ctx["A"]
-        g2 = self._g(g)
-        return {"weight": (g2.transpose(1, 0, 2).reshape(g2.shape[1], -1) @ A.reshape(-1, A.shape[2])).reshape(ps["weight"].shape)}
+        # sum_n g_n A_n^T: one small GEMM per sample, summed (both factors stay in their layouts)
+        return {"weight": (self._g(g) @ ctx["A"].transpose(0, 2, 1)).sum(axis=0).reshape(ps["weight"].shape)}
 
     def sympy_forward(self, xs, ps, attrs, fns):
         x = xs[0]
