@@ -47,8 +47,10 @@ def test_cnn_channel_split_gradient_check_compares_inputs_at_harmless_ties():
     # precondition, read off the pooling windows directly: every image has an exactly tied window (zero
     # background); kinks_from no longer reports such harmless ties, the gradient check must not drop them
     pool = next(n for n in net.order if net.nodes[n].op == "maxpool2d")
-    top2 = -np.sort(-fp.ctx[pool]["win"], axis=2)[:, :, :2]
-    assert (top2[:, :, 0] == top2[:, :, 1]).reshape(len(X), -1).any(axis=1).all()
+    x = fp.ctx[pool]["x"]  # the pooling input; its 2x2 windows, stride 2, from numpy directly
+    win = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2].reshape(*x.shape[:2], -1, 4)
+    top2 = -np.sort(-win, axis=-1)[..., :2]
+    assert (top2[..., 0] == top2[..., 1]).reshape(len(X), -1).any(axis=1).all()
     emb = verifier.channel_split(net, res.params, layer=1, channel=0, ratios="3/5,4/5")
     rep = verifier.check_embedding(emb, res.params, X, y, checks=("function", "gradient"), probes=8)
     g = rep.checks["gradient"]
@@ -93,7 +95,7 @@ def test_a_tie_that_matters_is_still_left_out():
     # and the harmless variant: the same input with w1 = w2 = -1 (window of four zero ReLU outputs) does not count
     p_neg = {**p, "W1": -np.ones_like(W)}
     fp2 = run_forward(net, p_neg, x)
-    win = fp2.ctx["pool1"]["win"].reshape(-1)
+    win = fp2.ctx["pool1"]["x"].reshape(-1)  # the pooling input: one 2x2 window
     assert np.all(win == 0.0)  # the window is a four-way tie ...
     assert _samples_at_kinks_that_matter(fp2, kinks_from(fp2, 0.0)) == set()  # ... that changes no gradient
 

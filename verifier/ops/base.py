@@ -188,8 +188,8 @@ class Op:
         * ``"elementwise"``: a scalar map ``a = f(z)`` with one kink at ``z = 0``;
           the op saves ``ctx["z"]`` (the pre-activation), has ``df(z, attrs)``
           (the default derivative, used by the engine) and ``clarke_interval``;
-        * ``"maxpool"``: a maximum over windows; the op saves ``ctx["win"]`` and
-          ``ctx["arg"]`` and has ``ties`` / ``tie_positions`` / ``window_size``.
+        * ``"maxpool"``: a maximum over windows; the op saves its input ``ctx["x"]`` and
+          ``ctx["arg"]`` (its windows on demand) and has ``ties`` / ``tie_positions`` / ``window_size``.
         """
         return None
 

@@ -77,29 +77,58 @@ class MaxPool2d(Pool):
         kh, kw = attrs["kernel_size"]
         return kh * kw
 
+    @staticmethod
+    def _offsets(x_shape, attrs):
+        """The window entries ``t = i kw + j`` (row-major, the order of :meth:`_windows`) as the slices of the
+        input that hold entry ``t`` of every window: ``x[:, :, sl]`` has the output's shape."""
+        (kh, kw), (sh, sw) = attrs["kernel_size"], attrs["stride"]
+        ho, wo = (x_shape[2] - kh) // sh + 1, (x_shape[3] - kw) // sw + 1
+        return [(slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+                for i in range(kh) for j in range(kw)]
+
     def forward(self, xs, ps, attrs):
-        win = self._windows(xs[0], attrs)
-        last = win.transpose(0, 1, 3, 4, 2)  # the contiguous (n, C, Ho, Wo, kk) layout
-        arg = last.argmax(axis=4)
-        out = np.take_along_axis(last, arg[..., None], axis=4)[..., 0]
-        return out, {"arg": arg, "win": win, "_x_shape": xs[0].shape}
+        # max and arg-max by one pass per window entry over output-sized strided slices (no window copy);
+        # a strict '>' keeps the first maximum in window order, as argmax over the windows would
+        x = xs[0]
+        offs = self._offsets(x.shape, attrs)
+        out = x[:, :, offs[0][0], offs[0][1]].copy()
+        arg = np.zeros(out.shape, dtype=np.int64)
+        upd = np.empty(out.shape, dtype=bool)
+        for t, (si, sj) in enumerate(offs[1:], start=1):
+            v = x[:, :, si, sj]
+            np.greater(v, out, out=upd)
+            np.copyto(out, v, where=upd)
+            np.copyto(arg, t, where=upd)
+        return out, {"arg": arg, "x": x, "_attrs": attrs, "_x_shape": x.shape}
+
+    def _win(self, ctx) -> np.ndarray:
+        """The windows ``(n, C, kh*kw, Ho, Wo)`` of the input, built on first use (only kink handling needs them)."""
+        win = ctx.get("win")
+        if win is None:
+            win = ctx["win"] = self._windows(ctx["x"], ctx["_attrs"])
+        return win
 
     def vjp(self, ctx, g, ps, attrs):
         arg = ctx["arg"]
-        n, c, ho, wo = arg.shape
-        kk = ctx["win"].shape[2]
-        gw = np.zeros((n, c, kk, ho, wo), dtype=g.dtype)
-        np.put_along_axis(gw, arg[:, :, None], g[:, :, None], axis=2)
-        return [self._scatter(gw, (n, *ctx["_x_shape"][1:]), attrs)]
+        shape = ctx["_x_shape"]
+        out = np.zeros((g.shape[0], *shape[1:]), dtype=g.dtype)
+        for t, (si, sj) in enumerate(self._offsets(shape, attrs)):
+            out[:, :, si, sj] += np.where(arg == t, g, 0.0)
+        return [out]
 
     def jvp(self, ctx, dxs, dps, ps, attrs):
         if dxs[0] is None:
             return None
-        last = self._windows(dxs[0], attrs).transpose(0, 1, 3, 4, 2)
-        return np.take_along_axis(last, ctx["arg"][..., None], axis=4)[..., 0]
+        arg = ctx["arg"]
+        dx = dxs[0]
+        out = np.zeros(arg.shape, dtype=dx.dtype)
+        for t, (si, sj) in enumerate(self._offsets(dx.shape, attrs)):
+            np.copyto(out, dx[:, :, si, sj], where=arg == t)
+        return out
 
     def kink_scale(self, ctx, attrs):
-        win = ctx["win"].reshape(ctx["win"].shape[0], -1)
+        win = self._win(ctx)
+        win = win.reshape(win.shape[0], -1)
         return np.abs(win).max(axis=1, initial=0.0)
 
     def _tied(self, win: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
@@ -107,7 +136,7 @@ class MaxPool2d(Pool):
         return win >= win.max(axis=2, keepdims=True) - t
 
     def kinks(self, ctx, attrs, tol, frozen=None):
-        win = ctx["win"]
+        win = self._win(ctx)
         if win.shape[2] < 2:
             return []
         tied = self._tied(win, tol)
@@ -127,11 +156,11 @@ class MaxPool2d(Pool):
     def constant_outputs(self, ctx, xs, consts, attrs, tol):
         if consts[0] is None:
             return None
-        return self._all_const(consts[0], self._tied(ctx["win"], tol), attrs)
+        return self._all_const(consts[0], self._tied(self._win(ctx), tol), attrs)
 
     def ties(self, ctx, sample: int, unit: tuple[int, ...], tol: float) -> tuple[list[int], int]:
         """Tied window entries (flat indices within the window, the arg-max included) and the arg-max."""
-        win = ctx["win"][sample, unit[0], :, unit[1], unit[2]]
+        win = self._win(ctx)[sample, unit[0], :, unit[1], unit[2]]
         arg = int(ctx["arg"][sample, unit[0], unit[1], unit[2]])
         ties = [int(i) for i in np.flatnonzero(win >= win.max() - tol)]
         if arg not in ties:  # pragma: no cover - arg is the max
@@ -145,7 +174,7 @@ class MaxPool2d(Pool):
             return []
         s = np.asarray(samples)
         u = np.asarray(units)
-        win = ctx["win"][s, u[:, 0], :, u[:, 1], u[:, 2]]  # (K, kk)
+        win = self._win(ctx)[s, u[:, 0], :, u[:, 1], u[:, 2]]  # (K, kk)
         tied = win >= win.max(axis=1, keepdims=True) - np.asarray(tols)[:, None]
         kw = attrs["kernel_size"][1]
         sh, sw = attrs["stride"]
