@@ -163,7 +163,18 @@ def run_ours(case: str, n: int | None, steps: int, lr: float) -> dict:
         return verifier.train(net, p, X, y, loss="exp", method="gd", steps=s, lr=lr, schedule="constant",
                               progress=False)
 
-    run(1)  # warm-up: imports, the homogeneity calculus, first-call costs
+    res, t0, ts, cpu, peak_add = _measure(run, steps)
+    _, g0 = loss_and_grad(net, theta0, X, y, "exp")
+    bound, flops = gemm_bound(net, X.shape[0])
+    return {"route": "ours", "setup": t0, "total": ts, "cpu": cpu, "per_step": (ts - t0) / steps,
+            "peak_rss_mib": _status("VmHWM"), "peak_add_mib": peak_add, "theta": res.theta.tolist(),
+            "theta0": theta0.tolist(), "grad0": g0.tolist(), "bound": bound, "flops": flops}
+
+
+def _measure(run, steps: int):
+    """``run(1)`` to warm up (imports, first-call costs), ``run(0)`` for the set-up time, then ``run(steps)``
+    timed (wall and CPU) with the resident memory it adds; returns ``(result, setup, total, cpu, peak_add)``."""
+    run(1)
     t = time.perf_counter()
     run(0)
     t0 = time.perf_counter() - t
@@ -172,12 +183,7 @@ def run_ours(case: str, n: int | None, steps: int, lr: float) -> dict:
     c, t = time.process_time(), time.perf_counter()
     res = run(steps)
     ts, cpu = time.perf_counter() - t, time.process_time() - c
-    peak_add = _status("VmHWM") - base
-    _, g0 = loss_and_grad(net, theta0, X, y, "exp")
-    bound, flops = gemm_bound(net, X.shape[0])
-    return {"route": "ours", "setup": t0, "total": ts, "cpu": cpu, "per_step": (ts - t0) / steps,
-            "peak_rss_mib": _status("VmHWM"), "peak_add_mib": peak_add, "theta": res.theta.tolist(),
-            "theta0": theta0.tolist(), "grad0": g0.tolist(), "bound": bound, "flops": flops}
+    return res, t0, ts, cpu, _status("VmHWM") - base
 
 
 def torch_threads() -> int:
@@ -220,16 +226,7 @@ def run_torch(case: str, n: int | None, steps: int, lr: float) -> dict:
             _, gs = loss_grad()
         return order, g0
 
-    run(1)
-    t = time.perf_counter()
-    run(0)
-    t0 = time.perf_counter() - t
-    base = _status("VmRSS")
-    _peak_reset()
-    c, t = time.process_time(), time.perf_counter()
-    order, g0 = run(steps)
-    ts, cpu = time.perf_counter() - t, time.process_time() - c
-    peak_add = _status("VmHWM") - base
+    (order, g0), t0, ts, cpu, peak_add = _measure(run, steps)
     flat = np.concatenate([v.detach().numpy().ravel() for v in order])
     grad0 = np.concatenate([g.numpy().ravel() for g in g0])
     return {"route": "torch", "setup": t0, "total": ts, "cpu": cpu, "per_step": (ts - t0) / steps,
