@@ -4,7 +4,8 @@
 * data: :func:`random_data` (inputs and labels of a network's shape);
 * files and the CLI: :func:`write_files` (network, parameters, data on disk), :func:`run_cli` (a real
   ``python -m verifier`` subprocess, for what only a process shows: exit statuses, signals, pipes),
-  :func:`wait_for` (poll for a marker file, bounded by a count of polls, never by a deadline).
+  :func:`wait_for` (poll for a marker file, bounded by a count of polls, never by a deadline);
+* dask: :func:`shards_match_sequential` (a theorem searched in shards on a cluster against its oracles).
 """
 
 from __future__ import annotations
@@ -109,3 +110,24 @@ def wait_for(path: Path, proc: subprocess.Popen, polls: int = 20_000, interval: 
             return Path(path).exists()
         time.sleep(interval)
     return Path(path).exists()
+
+
+def shards_match_sequential(client: Any, examples: int, workers: int = 2) -> Any:
+    """Search ``euler-identity`` in ``workers`` shards on ``client`` and check it against two oracles: the
+    same shards run sequentially (identical worst cases) and the plain searches with the documented shard
+    seeds (their worst figures and counts combine into the merged ones).  Returns the plain searches."""
+    import theorems
+    from verifier.sweep.theorems import parallel_search, shards
+
+    par = parallel_search("euler-identity", examples=examples, seed=1, workers=workers, client=client)
+    seq = parallel_search("euler-identity", examples=examples, seed=1, workers=workers, sequential=True)
+    assert par.holds and par.checked == seq.checked == examples
+    assert {k: (w.figure, w.instance, w.count) for k, w in par.worst.items()} == \
+        {k: (w.figure, w.instance, w.count) for k, w in seq.worst.items()}
+    t = theorems.get("euler-identity")
+    plain = [t.search(examples=n, seed=s_) for n, s_ in shards(examples, seed=1, workers=workers)]
+    assert sum(r.checked for r in plain) == par.checked
+    for k, w in par.worst.items():
+        assert w.figure == max(r.worst[k].figure for r in plain)
+        assert w.count == sum(r.worst[k].count for r in plain)
+    return plain

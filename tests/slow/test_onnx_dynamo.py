@@ -9,23 +9,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the exporter is torch's (the [torch] extra)")
-nn = torch.nn
 
 import verifier  # noqa: E402
+from tests.unit.test_importers_torch_robust import Nested  # noqa: E402  (the nested-Sequential model)
 
 pytestmark = pytest.mark.slow
 
 
-class Nested(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.ReLU()),
-                                      nn.Sequential(nn.MaxPool2d(2), nn.Flatten()))
-        self.head = nn.Sequential(nn.Linear(2 * 2 * 2, 4, bias=False), nn.ReLU(),
-                                  nn.Sequential(nn.Linear(4, 2, bias=False)))
-
-    def forward(self, x):
-        return self.head(self.features(x))
 def test_onnx_dynamo_exporter_round_trip(tmp_path):
     """torch's default exporter (``dynamo=True``) needs onnxscript, which the [onnx] extra installs."""
     pytest.importorskip("onnx", reason="the ONNX importer needs the [onnx] extra")

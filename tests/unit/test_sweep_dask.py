@@ -11,6 +11,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from tests.helpers import shards_match_sequential  # noqa: E402
 from verifier.sweep import run  # noqa: E402
 
 #: what may differ between two runs of the same cell: where and how long it ran
@@ -86,21 +87,8 @@ def test_data_are_scattered_once_on_an_existing_scheduler(client, tmp_path):
 
 
 def test_theorem_shards_on_dask_equal_the_sequential_merge(client):
-    import theorems
-    from verifier.sweep.theorems import parallel_search, shards
-
-    par = parallel_search("euler-identity", examples=6, seed=1, workers=2, client=client)
-    seq = parallel_search("euler-identity", examples=6, seed=1, workers=2, sequential=True)
-    assert par.holds and par.checked == seq.checked == 6
-    assert {k: (w.figure, w.instance, w.count) for k, w in par.worst.items()} == \
-        {k: (w.figure, w.instance, w.count) for k, w in seq.worst.items()}
-    # oracle: the shards are plain searches with the documented seeds
-    t = theorems.get("euler-identity")
-    plain = [t.search(examples=n, seed=s_) for n, s_ in shards(6, seed=1, workers=2)]
+    plain = shards_match_sequential(client, examples=6)
     assert [r.checked for r in plain] == [3, 3]
-    for k, w in par.worst.items():
-        assert w.figure == max(r.worst[k].figure for r in plain)
-        assert w.count == sum(r.worst[k].count for r in plain)
 
 
 def crash_once(net, params, X, y, *, marker, width_to_crash):

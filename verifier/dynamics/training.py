@@ -214,6 +214,27 @@ def _direction(g: np.ndarray, method: str) -> np.ndarray:
     return g if method == "gd" else steepest_direction(g, method)
 
 
+def _armijo(theta: np.ndarray, d: np.ndarray, dn2: float, base: float, damp: float, log0: float,
+            evaluate: Callable[[np.ndarray], Any], log_of: Callable[[Any], float | None]) -> tuple[Any, Any, float, float, int]:
+    """Backtracking line search on the log loss: the first step ``base * damp / 2^j`` (``j < MAX_HALVINGS``)
+    whose candidate is finite and satisfies the Armijo condition
+    ``log l(cand) <= log0 + log(1 - min(ARMIJO step dn2, 1/2))`` (``dn2 = <g, d>``).  ``evaluate(cand)`` is
+    the candidate's evaluation, ``log_of`` its log loss (``None`` when not finite).  Returns
+    ``(cand, evaluation, step, damp, halvings)``; ``cand`` is ``None`` when no step was accepted."""
+    halvings = 0
+    for _ in range(MAX_HALVINGS):
+        step = base * damp
+        cand = theta - step * d
+        if np.all(np.isfinite(cand)):
+            new = evaluate(cand)
+            value = log_of(new)
+            if value is not None and value <= log0 + math.log1p(-min(ARMIJO * step * dn2, 0.5)):
+                return cand, new, step, damp, halvings
+        damp /= 2
+        halvings += 1
+    return None, None, base * damp, damp, halvings
+
+
 def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, schedule: str, lr: float,
                     adam: Any, damp: float, halvings: int, exponent: float,
                     loss_name: str) -> tuple[np.ndarray, float, int, float]:
@@ -233,20 +254,14 @@ def _minibatch_step(sub: Problem, theta: np.ndarray, k: int, *, method: str, sch
         cand, size = theta - lr * adam.direction(g_b), lr
     else:
         d = _direction(g_b, method)
-        dn2 = float(g_b @ d)
         base = lr / max(1.0, -log_b) ** exponent
-        for _ in range(MAX_HALVINGS):
-            size = base * damp
-            cand = theta - size * d
-            if np.all(np.isfinite(cand)):
-                new = sub._log_loss(cand)
-                if math.isfinite(new) and new <= log_b + math.log1p(-min(ARMIJO * size * dn2, 0.5)):
-                    break
-            damp /= 2
-            halvings += 1
-        else:
+        found, _, size, damp, tried = _armijo(theta, d, float(g_b @ d), base, damp, log_b, sub._log_loss,
+                                              lambda v: v if math.isfinite(v) else None)
+        halvings += tried
+        if found is None:
             raise TrainingError(f"step {k}: no step down to {base * damp:.3g} decreases the batch's {loss_name} "
                                 "loss; the iterate may sit at a kink -- try another seed or schedule='constant'")
+        cand = found
         damp = min(1.0, damp * DAMPING_GROWTH)
     if not np.all(np.isfinite(cand)):
         raise TrainingError(f"step {k}: the iterate is not finite; lower lr={lr!r}")
@@ -416,23 +431,17 @@ def train(net: Network, params: Mapping[str, Any] | np.ndarray | None, X: Any, y
                 last_step_size = lr
             else:
                 d = _direction(g, method)
-                dn2 = float(g @ d)  # ||g||_*^2
                 base = lr / max(1.0, -log_loss) ** exponent
-                for _ in range(MAX_HALVINGS):
-                    step = base * damp
-                    cand = theta - step * d
-                    if np.all(np.isfinite(cand)):
-                        new = prob._evaluate(cand)
-                        target = log_loss + math.log1p(-min(ARMIJO * step * dn2, 0.5))
-                        if math.isfinite(new[0]) and np.all(np.isfinite(new[1])) and new[0] <= target:
-                            break
-                    damp /= 2
-                    halvings += 1
-                else:
+                found, new_eval, step, damp, tried = _armijo(
+                    theta, d, float(g @ d), base, damp, log_loss, prob._evaluate,
+                    lambda e: e[0] if math.isfinite(e[0]) and np.all(np.isfinite(e[1])) else None)
+                halvings += tried
+                if found is None:
                     raise TrainingError(
                         f"step {k}: no step down to {base * damp:.3g} decreases the {loss_name} loss "
                         f"(log loss {log_loss:.6g}, ||grad log loss|| {np.linalg.norm(g):.3g}); the iterate may "
                         "sit at a kink of the network -- try another seed or schedule='constant'")
+                cand, new = found, new_eval
                 last_step_size = step
                 damp = min(1.0, damp * DAMPING_GROWTH)
             theta = cand

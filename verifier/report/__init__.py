@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import FormatError
-from .history_plot import _figure, _png, history_png
+from .history_plot import _figure, _num, _png, history_png
 from .series import load_embedding_history, load_history, trajectory_deviation
 
 __all__ = ["write_report", "trajectory_deviation", "load_history", "load_embedding_history"]
@@ -115,14 +115,6 @@ def _render_math(tex: str) -> bytes | None:
         return buf.getvalue()
     except Exception:  # mathtext parse errors are ValueError; be generous: the source is shown anyway
         return None
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 # ---------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def _png(fig) -> bytes:
 
 
 def _num(v: Any) -> float | None:
+    """``v`` as a finite float, else ``None`` (missing, non-numeric or non-finite history entries)."""
     try:
         f = float(v)
     except (TypeError, ValueError):
